@@ -1,0 +1,110 @@
+//! Configuration of the cache (`cache:` in hearth.yaml).
+
+use serde::{Deserialize, Serialize};
+
+/// Settings for the two-tier cache (seed "Cache Module").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// In-memory tier.
+    pub l1: L1Config,
+    /// On-disk tier.
+    pub l2: L2Config,
+    /// Compression of L2 values.
+    pub compression: CompressionConfig,
+    /// Whether per-tier metrics are exported.
+    pub metrics: MetricsToggle,
+    /// Largest value accepted, in bytes.
+    pub max_entry_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            l1: L1Config::default(),
+            l2: L2Config::default(),
+            compression: CompressionConfig::default(),
+            metrics: MetricsToggle { enabled: true },
+            max_entry_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// L1 settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct L1Config {
+    /// Whether L1 is used.
+    pub enabled: bool,
+    /// Capacity in bytes (keys plus values).
+    pub max_size: u64,
+    /// Default TTL of L1 entries, seconds.
+    pub ttl: u64,
+}
+
+impl Default for L1Config {
+    fn default() -> Self {
+        L1Config { enabled: true, max_size: 64 * 1024 * 1024, ttl: 60 }
+    }
+}
+
+/// L2 settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct L2Config {
+    /// Whether L2 is used.
+    pub enabled: bool,
+    /// `embedded` (redb, default) or `redis` (reserved for the adapter).
+    pub backend: String,
+    /// Redis URL for the adapter (`REDIS_URL`).
+    pub url: Option<String>,
+    /// Default TTL of entries set without one, seconds.
+    pub default_ttl: u64,
+    /// Prefix applied to every key.
+    pub key_prefix: String,
+    /// Capacity in bytes (stored, after compression).
+    pub max_size: u64,
+}
+
+impl Default for L2Config {
+    fn default() -> Self {
+        L2Config {
+            enabled: true,
+            backend: "embedded".into(),
+            url: None,
+            default_ttl: 3600,
+            key_prefix: "cache:".into(),
+            max_size: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Compression settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// Whether large values are compressed.
+    pub enabled: bool,
+    /// Values larger than this many bytes are zstd-compressed.
+    pub threshold: usize,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig { enabled: true, threshold: 1024 }
+    }
+}
+
+/// A metrics on/off switch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsToggle {
+    /// Whether metrics are recorded.
+    pub enabled: bool,
+}
+
+impl Default for MetricsToggle {
+    fn default() -> Self {
+        MetricsToggle { enabled: true }
+    }
+}

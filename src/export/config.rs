@@ -1,0 +1,102 @@
+//! Configuration of exports (`export:` in hearth.yaml).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Settings for exports (seed "Export Module").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Where export files are written.
+    pub storage: StorageConfig,
+    /// Per-format settings; formats not listed are enabled with defaults.
+    pub formats: BTreeMap<String, FormatConfig>,
+    /// Limits for export jobs.
+    pub jobs: ExportJobsConfig,
+    /// Font file for PDF output (a Unicode TrueType font); when unset hearth searches
+    /// `templates/fonts/` and the common system font directories.
+    pub pdf_font: Option<String>,
+    /// Directory of export templates.
+    pub template_dir: String,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            storage: StorageConfig::default(),
+            formats: BTreeMap::new(),
+            jobs: ExportJobsConfig::default(),
+            pdf_font: None,
+            template_dir: "./templates/exports".into(),
+        }
+    }
+}
+
+/// Export storage backend.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `local` (default) or `s3` (reserved for the adapter).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Local directory; relative paths are under the data dir. Default `exports`.
+    pub path: String,
+    /// S3 bucket (`AWS_BUCKET`).
+    pub bucket: Option<String>,
+    /// S3 region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// S3 access key id (`AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// S3 secret (`AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<String>,
+    /// Public base URL of stored files.
+    pub public_url: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: "local".into(),
+            path: "exports".into(),
+            bucket: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            public_url: None,
+        }
+    }
+}
+
+/// Settings for one format.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FormatConfig {
+    /// Whether the format may be requested.
+    pub enabled: bool,
+    /// JSON only: pretty-print.
+    pub pretty: bool,
+    /// docx/pdf: template directory.
+    pub template_dir: Option<String>,
+}
+
+impl Default for FormatConfig {
+    fn default() -> Self {
+        FormatConfig { enabled: true, pretty: true, template_dir: None }
+    }
+}
+
+/// Limits of export jobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportJobsConfig {
+    /// Seconds an export may run.
+    pub timeout: u64,
+    /// Largest output file in bytes.
+    pub max_size: u64,
+}
+
+impl Default for ExportJobsConfig {
+    fn default() -> Self {
+        ExportJobsConfig { timeout: 300, max_size: 1_073_741_824 }
+    }
+}

@@ -1,0 +1,9 @@
+//! HTTP routes of the export module. SKELETON: filled in by the module's issue.
+
+use super::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Routes of the export module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

@@ -1,0 +1,177 @@
+//! The HTTP adapter: the only place that knows axum.
+//!
+//! Each module contributes its routes from a file here (`http/jobs.rs`, ...) as a
+//! `utoipa_axum` router, so the OpenAPI document is generated from the same code that
+//! serves. This file assembles them with the cross-cutting layers: authentication,
+//! request ids, tracing, metrics, the body limit and JSON 404/405 fallbacks.
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+mod system;
+
+pub mod cache;
+pub mod export;
+pub mod jobs;
+pub mod notify;
+pub mod progress;
+pub mod search;
+
+use crate::App;
+use crate::error::{ApiError, ErrorCode};
+use auth::{Authenticator, Principal};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What every handler receives: the app and the authenticator.
+pub struct ServerState {
+    /// Every service.
+    pub app: Arc<App>,
+    /// Credential checks.
+    pub auth: Authenticator,
+}
+
+impl Deref for ServerState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+/// Shared handler state.
+pub type AppState = Arc<ServerState>;
+
+/// URL prefixes each module serves, used to answer 503 `module_disabled` when it is off.
+const MODULE_PREFIXES: &[(&str, &[&str])] = &[
+    ("progress", &["/api/progress", "/ws/progress"]),
+    ("notification", &["/api/notifications", "/ws/notifications"]),
+    ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules"]),
+    ("cache", &["/api/cache"]),
+    ("export", &["/api/exports", "/api/transcripts", "/api/documents"]),
+    ("search", &["/api/search"]),
+];
+
+/// The full router with its OpenAPI document.
+pub fn router(app: Arc<App>) -> Router {
+    let state: AppState = Arc::new(ServerState { auth: Authenticator::new(&app.config), app });
+    let (router, api) = api_router(&state).split_for_parts();
+    let api = openapi::finish(api);
+    let spec = Arc::new(serde_json::to_vec_pretty(&api).expect("openapi serializes"));
+    let router = router
+        .route("/openapi.json", axum::routing::get(move || {
+            let spec = spec.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], spec.as_ref().clone()) }
+        }))
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    router.with_state(state)
+}
+
+/// Every enabled module's routes plus the system routes, as an OpenAPI router.
+pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
+    let m = &state.config.modules;
+    let mut r = OpenApiRouter::with_openapi(openapi::base()).merge(system::routes());
+    let modules: [(&str, bool, fn() -> OpenApiRouter<AppState>); 6] = [
+        ("progress", m.progress.enabled, progress::routes),
+        ("notification", m.notification.enabled, notify::routes),
+        ("job_queue", m.job_queue.enabled, jobs::routes),
+        ("cache", m.cache.enabled, cache::routes),
+        ("export", m.export.enabled, export::routes),
+        ("search", m.search.enabled, search::routes),
+    ];
+    for (name, enabled, routes) in modules {
+        if enabled {
+            r = r.merge(routes());
+        } else {
+            let prefixes = MODULE_PREFIXES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).unwrap_or(&[]);
+            let mut off = Router::new();
+            for p in prefixes {
+                off = off.route(p, any(move || module_disabled(name))).route(&format!("{p}/{{*rest}}"), any(move || module_disabled(name)));
+            }
+            r = r.merge(OpenApiRouter::from(off));
+        }
+    }
+    r
+}
+
+async fn module_disabled(name: &'static str) -> ApiError {
+    ApiError::new(ErrorCode::ModuleDisabled, format!("the {name} module is disabled in the configuration (modules.{name}.enabled)"))
+}
+
+/// Resolves the caller, checks the coarse permission, and stores the [`Principal`] in the
+/// request extensions for handlers that need finer checks.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/openapi.json") {
+        req.extensions_mut().insert(Principal::Open);
+        return next.run(req).await;
+    }
+    let credential = auth::credential_of(req.headers(), req.uri().query());
+    let principal = match state.auth.authenticate(credential.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = auth::authorize(&principal, req.method(), path) {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    ::metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    ::metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests,
+/// stops background work and lets the writer flush. Tests call this on `127.0.0.1:0`.
+pub async fn serve<F>(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let _ = metrics::handle();
+    let router = router(app.clone());
+    let token = app.background().shutdown.clone();
+    let signal = {
+        let token = token.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {},
+                _ = token.cancelled() => {},
+            }
+            // Long-lived streams (WebSocket, SSE) watch this token and close.
+            token.cancel();
+        }
+    };
+    let result = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(signal).await;
+    app.shutdown().await;
+    result
+}

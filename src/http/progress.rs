@@ -1,0 +1,9 @@
+//! HTTP routes of the progress module. SKELETON: filled in by the module's issue.
+
+use super::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Routes of the progress module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

@@ -1,0 +1,105 @@
+//! Operational routes: liveness, readiness, metrics, the OpenAPI document and user-token
+//! minting.
+
+use super::{AppState, error::{ApiResult, Json}, auth::Principal};
+use crate::app::Readiness;
+use crate::error::{ApiError, ErrorCode};
+use axum::{Extension, extract::State, http::{StatusCode, header}, response::IntoResponse};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Routes of this file.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics)).routes(routes!(mint_token))
+}
+
+/// Liveness answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process serves requests.
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// Readiness of every module.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyReport {
+    /// True when every enabled module is ready.
+    pub ready: bool,
+    /// Per-module readiness.
+    pub modules: BTreeMap<String, Readiness>,
+}
+
+/// Readiness: per-module status with the reason when not ready. 200 when every enabled
+/// module is ready, else 503 with the same body. A disabled module does not count.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = ReadyReport), (status = 503, body = ReadyReport)))]
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let modules: BTreeMap<String, Readiness> = app.readiness().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let enabled = |name: &str| {
+        let m = &app.config.modules;
+        match name {
+            "progress" => m.progress.enabled,
+            "job_queue" => m.job_queue.enabled,
+            "notification" => m.notification.enabled,
+            "cache" => m.cache.enabled,
+            "export" => m.export.enabled,
+            "search" => m.search.enabled,
+            _ => true,
+        }
+    };
+    let ready = modules.iter().all(|(k, r)| r.ready || !enabled(k));
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(ReadyReport { ready, modules }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], super::metrics::render(&app))
+}
+
+/// Request to mint a user token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintTokenRequest {
+    /// The user the token is for.
+    pub user_id: String,
+    /// Lifetime in seconds (default 3600, at most `auth.max_token_ttl_seconds`).
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A minted user token.
+#[derive(Serialize, ToSchema)]
+pub struct MintTokenResponse {
+    /// The token; send as `Authorization: Bearer` or `?token=`.
+    pub token: String,
+    /// The user it is for.
+    pub user_id: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// Mints a short-lived token that opens one user's own streams (admin keys only).
+#[utoipa::path(post, path = "/api/auth/tokens", tag = "system", request_body = MintTokenRequest,
+    responses((status = 200, body = MintTokenResponse), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn mint_token(State(app): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<MintTokenRequest>) -> ApiResult<axum::Json<MintTokenResponse>> {
+    if !matches!(p, Principal::Admin | Principal::Open) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "minting user tokens needs an admin key"));
+    }
+    if req.user_id.is_empty() || req.user_id.len() > 256 {
+        return Err(ApiError::invalid("user_id", "must be 1 to 256 characters"));
+    }
+    let ttl = req.ttl_seconds.unwrap_or(3600);
+    if ttl == 0 || ttl > app.auth.max_token_ttl {
+        return Err(ApiError::invalid("ttl_seconds", format!("must be between 1 and {}", app.auth.max_token_ttl)));
+    }
+    let (token, expires_at) = app.auth.mint(&req.user_id, ttl, app.app.clock.now().timestamp());
+    Ok(axum::Json(MintTokenResponse { token, user_id: req.user_id, expires_at }))
+}

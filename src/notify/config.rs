@@ -1,0 +1,131 @@
+//! Configuration of notifications (`notification:` in hearth.yaml).
+
+use serde::{Deserialize, Serialize};
+
+/// Settings for notifications (seed "Notification Module").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Channel settings.
+    pub channels: ChannelsConfig,
+    /// Persistence and retention.
+    pub persistence: PersistenceConfig,
+    /// Template settings.
+    pub templates: TemplatesConfig,
+    /// Maximum message length in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            channels: ChannelsConfig::default(),
+            persistence: PersistenceConfig::default(),
+            templates: TemplatesConfig::default(),
+            max_message_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Per-channel settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// In-app feed.
+    pub in_app: ToggleConfig,
+    /// Email over SMTP.
+    pub email: EmailConfig,
+    /// Webhook channel.
+    pub webhook: WebhookChannelConfig,
+}
+
+/// A channel that can only be switched on or off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToggleConfig {
+    /// Whether the channel is available.
+    pub enabled: bool,
+}
+
+impl Default for ToggleConfig {
+    fn default() -> Self {
+        ToggleConfig { enabled: true }
+    }
+}
+
+/// Email channel settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Whether the channel is available.
+    pub enabled: bool,
+    /// `smtp://user:pass@host:587` (STARTTLS when offered), `smtps://` (implicit TLS), or
+    /// `smtp://host:port?tls=none` for a plain local relay. Env: `SMTP_URL`.
+    pub smtp_url: Option<String>,
+    /// The From address. Env: `EMAIL_FROM`.
+    pub from: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig { enabled: true, smtp_url: None, from: "hearth@localhost".into() }
+    }
+}
+
+/// Webhook channel settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookChannelConfig {
+    /// Whether the channel is available.
+    pub enabled: bool,
+    /// Where notification webhooks are POSTed.
+    pub url: Option<String>,
+    /// HMAC secret for the signature header.
+    pub secret: Option<String>,
+}
+
+/// Persistence and retention of in-app notifications.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// Whether notifications are stored (in-app needs it).
+    pub enabled: bool,
+    /// Retention in seconds.
+    pub retention: RetentionConfig,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        PersistenceConfig { enabled: true, retention: RetentionConfig::default() }
+    }
+}
+
+/// Retention of read and unread notifications, in seconds (seed values).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Read notifications: 30 days.
+    pub read: u64,
+    /// Unread notifications: 90 days.
+    pub unread: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { read: 2_592_000, unread: 7_776_000 }
+    }
+}
+
+/// Where notification templates live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Directory of `<name>/subject.txt, body.txt, body.html`.
+    pub dir: String,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        TemplatesConfig { dir: "./templates/notifications".into() }
+    }
+}

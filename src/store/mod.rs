@@ -1,0 +1,259 @@
+//! The storage core: one redb database in the data directory, the versioned codec, and
+//! the group-commit writer every durable write goes through.
+//!
+//! - Reads go straight to redb read transactions ([`Store::read`] on the blocking pool,
+//!   or [`Store::read_now`] from code already off the async executor).
+//! - Writes are closures queued to the writer ([`Store::write`]); the returned future
+//!   resolves only after the transaction holding the write is durable on disk.
+//! - Tables are declared by each module next to its domain (`jobs/store.rs`, ...) as
+//!   `redb::TableDefinition`s; values are encoded with [`codec`].
+
+pub mod codec;
+mod writer;
+
+pub use writer::{MAX_BATCH, WriterStats};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Storage failures. Callers usually map these to `ApiError::internal`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or committed.
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// A value could not be encoded.
+    #[error("encoding error: {0}")]
+    Codec(String),
+    /// The batch holding this write was rolled back because another operation panicked.
+    #[error("write batch aborted")]
+    Aborted,
+    /// The store is shutting down and takes no more writes.
+    #[error("store is closed")]
+    Closed,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "hearth.redb";
+
+/// Handle on the database and its writer; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: writer::WriterHandle,
+    path: PathBuf,
+    join: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/hearth.redb` and starts the writer thread.
+    ///
+    /// Fails with a clear message, leaving files untouched, when the directory cannot be
+    /// created or the file is not a readable redb database.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create data dir {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let db = Database::builder()
+            .set_cache_size(64 * 1024 * 1024)
+            .create(&path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        let db = Arc::new(db);
+        let (writer, join) = writer::start(db.clone(), 64 * 1024);
+        Ok(Store { db, writer, path, join: Arc::new(parking_lot::Mutex::new(Some(join))) })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying database, for code that needs redb directly (benchmarks, migrations).
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Counters of the group-commit writer.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.writer.stats
+    }
+
+    /// Queues `op` to the group-commit writer and waits until the transaction holding it
+    /// is durable. `op` runs on the writer thread: keep it short, and make it either
+    /// apply fully or return `Err` having written nothing.
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let boxed = Box::new(writer::Op { f: Some(op), out: None, reply: Some(reply) });
+        if self.writer.tx.send(boxed).await.is_err() {
+            return Err(E::from(StoreError::Closed));
+        }
+        rx.await.unwrap_or_else(|_| Err(E::from(StoreError::Aborted)))
+    }
+
+    /// As [`Store::write`], for callers on a blocking thread (never call it on the async
+    /// executor: it blocks until the commit).
+    pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let boxed = Box::new(writer::Op { f: Some(op), out: None, reply: Some(reply) });
+        if self.writer.tx.blocking_send(boxed).is_err() {
+            return Err(E::from(StoreError::Closed));
+        }
+        rx.blocking_recv().unwrap_or_else(|_| Err(E::from(StoreError::Aborted)))
+    }
+
+    /// Runs `op` in a read transaction on the blocking pool.
+    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(StoreError::from)?;
+            op(&txn)
+        })
+        .await
+        .unwrap_or_else(|e| Err(E::from(StoreError::Db(format!("read task failed: {e}")))))
+    }
+
+    /// Runs `op` in a read transaction on the current thread. For code already on a
+    /// blocking thread, or for tiny point reads where a thread hop costs more than the read.
+    pub fn read_now<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&ReadTransaction) -> Result<T, E>,
+    {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        op(&txn)
+    }
+
+    /// Stops taking writes once all clones are dropped; waits for queued writes to commit.
+    /// Call from shutdown after every other holder of the store has stopped writing.
+    pub fn close(self) {
+        let join = self.join.lock().take();
+        drop(self);
+        if let Some(join) = join {
+            // Other clones may still hold the sender; the thread exits when the last goes.
+            let _ = join.join();
+        }
+    }
+}
+
+/// Opens an existing table in a read transaction, treating a table that was never
+/// written as empty (`Ok(None)`) rather than as an error.
+pub fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("test");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_all_committed_and_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..500u64 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.write(move |txn| -> Result<(), StoreError> {
+                    txn.open_table(T)?.insert(i, i * 2)?;
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let n = store
+            .read(|txn| -> Result<u64, StoreError> { Ok(txn.open_table(T)?.len()?) })
+            .await
+            .unwrap();
+        assert_eq!(n, 500);
+        let commits = store.writer_stats().commits.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(commits < 500, "expected batching, got {commits} commits for 500 writes");
+        let _ = ReadableDatabase::begin_read(&**store.database());
+    }
+
+    #[tokio::test]
+    async fn an_erroring_op_does_not_affect_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bad = store.write(|_txn| -> Result<(), StoreError> { Err(StoreError::Codec("nope".into())) });
+        let good = store.write(|txn| -> Result<(), StoreError> {
+            txn.open_table(T)?.insert(1, 1)?;
+            Ok(())
+        });
+        let (b, g) = tokio::join!(bad, good);
+        assert!(b.is_err());
+        g.unwrap();
+        let v = store.read_now(|txn| -> Result<Option<u64>, StoreError> { Ok(txn.open_table(T)?.get(1)?.map(|v| v.value())) }).unwrap();
+        assert_eq!(v, Some(1));
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_acknowledged_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .write(|txn| -> Result<(), StoreError> {
+                    txn.open_table(T)?.insert(7, 49)?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            store.close();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let v = store.read_now(|txn| -> Result<Option<u64>, StoreError> { Ok(txn.open_table(T)?.get(7)?.map(|v| v.value())) }).unwrap();
+        assert_eq!(v, Some(49));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_clear_error_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, b"this is not a redb file at all, just some bytes").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open(dir.path()).err().expect("must fail");
+        assert!(err.to_string().contains("cannot open"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}

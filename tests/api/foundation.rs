@@ -1,0 +1,1 @@
+//! Foundation tests: HTTP conventions, auth, observability, config, crash safety.

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one module per area. Each test starts a real server
+//! on 127.0.0.1:0 with a temp data dir (see `common`) and speaks HTTP/WebSocket to it.
+
+mod common;
+
+mod cache;
+mod export;
+mod foundation;
+mod jobs;
+mod notify;
+mod progress;
+mod search;
