@@ -142,10 +142,20 @@ impl App {
         let jobs = JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone());
         let notify = Notifications::new(store.clone(), events.clone(), clock.clone(), jobs.clone(), config.notification.clone());
         let cache = Cache::new(store.clone(), clock.clone(), config.cache.clone());
-        let export = ExportService::new(store.clone(), events.clone(), clock.clone(), jobs.clone(), progress.clone(), notify.clone(), config.export.clone(), data_dir.clone());
+        let export = ExportService::new(
+            store.clone(),
+            events.clone(),
+            clock.clone(),
+            jobs.clone(),
+            progress.clone(),
+            notify.clone(),
+            config.export.clone(),
+            data_dir.clone(),
+        );
         let search = SearchService::new(store.clone(), events.clone(), jobs.clone(), config.search.clone(), data_dir.clone());
         let background = Background::default();
-        let app = Arc::new(App { config: Arc::new(config), store, events, clock, progress, jobs, notify, cache, export, search, background });
+        let app =
+            Arc::new(App { config: Arc::new(config), store, events, clock, progress, jobs, notify, cache, export, search, background });
         // Handlers are registered during construction; only now do workers start claiming.
         let bg = &app.background;
         app.progress.start(bg);

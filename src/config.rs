@@ -13,8 +13,8 @@
 //!   `HEARTH_API_KEY` (an admin key), `SMTP_URL`, `EMAIL_FROM`.
 
 use crate::{
-    cache::config::CacheConfig, export::config::ExportConfig, jobs::config::JobQueueConfig,
-    notify::config::NotificationConfig, progress::config::ProgressConfig, search::config::SearchConfig,
+    cache::config::CacheConfig, export::config::ExportConfig, jobs::config::JobQueueConfig, notify::config::NotificationConfig,
+    progress::config::ProgressConfig, search::config::SearchConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
@@ -66,7 +66,12 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind: "127.0.0.1:8080".into(), data_dir: PathBuf::from("./data"), body_limit: 10 * 1024 * 1024, shutdown_grace_seconds: 30 }
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            body_limit: 10 * 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
     }
 }
 
@@ -252,7 +257,8 @@ impl Config {
 
     /// Parses a YAML string alone (no environment); for tests and embedding.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let tree = serde_yaml::from_str::<Value>(text).map_err(|e| ConfigError::Yaml { path: "<string>".into(), message: e.to_string() })?;
+        let tree =
+            serde_yaml::from_str::<Value>(text).map_err(|e| ConfigError::Yaml { path: "<string>".into(), message: e.to_string() })?;
         Config::from_tree(if tree.is_null() { Value::Mapping(Default::default()) } else { tree })
     }
 
@@ -315,7 +321,10 @@ impl Config {
 
     /// The parsed listen address.
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.bind.parse().map_err(|_| ConfigError::invalid("server.bind", format!("'{}' is not an address like 127.0.0.1:8080", self.server.bind)))
+        self.server
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::invalid("server.bind", format!("'{}' is not an address like 127.0.0.1:8080", self.server.bind)))
     }
 
     /// The effective configuration as YAML with every secret replaced by `***`.
@@ -461,7 +470,12 @@ mod tests {
         let file = dir.path().join("h.yaml");
         std::fs::write(&file, "server:\n  bind: 127.0.0.1:1111\ncache:\n  l1:\n    ttl: 5\n").unwrap();
         let cli = CliOverrides { config_file: Some(file.clone()), ..Default::default() };
-        let e = env(&[("HEARTH__CACHE__L1__TTL", "77"), ("HEARTH__SERVER__BIND", "127.0.0.1:2222"), ("SMTP_URL", "smtp://u:p@h:25"), ("HEARTH_API_KEY", "0123456789abcdef0123")]);
+        let e = env(&[
+            ("HEARTH__CACHE__L1__TTL", "77"),
+            ("HEARTH__SERVER__BIND", "127.0.0.1:2222"),
+            ("SMTP_URL", "smtp://u:p@h:25"),
+            ("HEARTH_API_KEY", "0123456789abcdef0123"),
+        ]);
         let c = Config::load_with(&cli, &e).unwrap();
         assert_eq!(c.cache.l1.ttl, 77);
         assert_eq!(c.server.bind, "127.0.0.1:2222");
@@ -473,7 +487,11 @@ mod tests {
 
     #[test]
     fn redaction_hides_secrets() {
-        let c = Config::load_with(&CliOverrides::default(), &env(&[("HEARTH_API_KEY", "supersecretkey-1234567"), ("SMTP_URL", "smtp://u:pw@h")])).unwrap();
+        let c = Config::load_with(
+            &CliOverrides::default(),
+            &env(&[("HEARTH_API_KEY", "supersecretkey-1234567"), ("SMTP_URL", "smtp://u:pw@h")]),
+        )
+        .unwrap();
         let y = c.redacted_yaml();
         assert!(!y.contains("supersecretkey"), "{y}");
         assert!(!y.contains("pw@h"), "{y}");

@@ -48,13 +48,7 @@ impl EventBus {
 
     /// Builds and publishes an event stamped now.
     pub fn emit(&self, topic: &str, key: &str, user_id: Option<&str>, data: serde_json::Value) {
-        self.publish(Event {
-            topic: topic.to_string(),
-            key: key.to_string(),
-            user_id: user_id.map(str::to_string),
-            data,
-            at: Utc::now(),
-        });
+        self.publish(Event { topic: topic.to_string(), key: key.to_string(), user_id: user_id.map(str::to_string), data, at: Utc::now() });
     }
 
     /// A new subscription receiving every event published from now on.

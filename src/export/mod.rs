@@ -29,7 +29,16 @@ pub struct ExportService {
 
 impl ExportService {
     /// Builds the service.
-    pub fn new(store: Store, events: EventBus, clock: SharedClock, jobs: JobQueue, progress: ProgressTracker, notify: Notifications, config: ExportConfig, data_dir: PathBuf) -> Self {
+    pub fn new(
+        store: Store,
+        events: EventBus,
+        clock: SharedClock,
+        jobs: JobQueue,
+        progress: ProgressTracker,
+        notify: Notifications,
+        config: ExportConfig,
+        data_dir: PathBuf,
+    ) -> Self {
         ExportService { store, events, clock, jobs, progress, notify, config, data_dir }
     }
 

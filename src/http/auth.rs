@@ -50,11 +50,7 @@ impl Principal {
 
     /// A 403 unless the caller may access `user_id`'s data.
     pub fn require_user(&self, user_id: &str) -> Result<(), ApiError> {
-        if self.may_access_user(user_id) {
-            Ok(())
-        } else {
-            Err(ApiError::new(ErrorCode::Forbidden, "this token belongs to another user"))
-        }
+        if self.may_access_user(user_id) { Ok(()) } else { Err(ApiError::new(ErrorCode::Forbidden, "this token belongs to another user")) }
     }
 }
 

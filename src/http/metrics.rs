@@ -27,7 +27,11 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     metrics::describe_counter!("hearth_http_requests_total", "HTTP requests served, by method, route and status.");
-    metrics::describe_histogram!("hearth_http_request_duration_seconds", metrics::Unit::Seconds, "HTTP request latency, by method and route.");
+    metrics::describe_histogram!(
+        "hearth_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency, by method and route."
+    );
     metrics::describe_counter!("hearth_store_commits_total", "Write transactions committed by the group-commit writer.");
     metrics::describe_counter!("hearth_store_writes_total", "Write operations applied by the group-commit writer.");
     metrics::describe_gauge!("hearth_build_info", "Build information; the value is always 1.");

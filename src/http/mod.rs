@@ -71,10 +71,13 @@ pub fn router(app: Arc<App>) -> Router {
     let api = openapi::finish(api);
     let spec = Arc::new(serde_json::to_vec_pretty(&api).expect("openapi serializes"));
     let router = router
-        .route("/openapi.json", axum::routing::get(move || {
-            let spec = spec.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], spec.as_ref().clone()) }
-        }))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], spec.as_ref().clone()) }
+            }),
+        )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -146,8 +149,10 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    ::metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    ::metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
+    ::metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    ::metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -171,7 +176,8 @@ where
             token.cancel();
         }
     };
-    let result = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(signal).await;
+    let result =
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(signal).await;
     app.shutdown().await;
     result
 }

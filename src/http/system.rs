@@ -1,10 +1,19 @@
 //! Operational routes: liveness, readiness, metrics, the OpenAPI document and user-token
 //! minting.
 
-use super::{AppState, error::{ApiResult, Json}, auth::Principal};
+use super::{
+    AppState,
+    auth::Principal,
+    error::{ApiResult, Json},
+};
 use crate::app::Readiness;
 use crate::error::{ApiError, ErrorCode};
-use axum::{Extension, extract::State, http::{StatusCode, header}, response::IntoResponse};
+use axum::{
+    Extension,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -89,7 +98,11 @@ pub struct MintTokenResponse {
 /// Mints a short-lived token that opens one user's own streams (admin keys only).
 #[utoipa::path(post, path = "/api/auth/tokens", tag = "system", request_body = MintTokenRequest,
     responses((status = 200, body = MintTokenResponse), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-async fn mint_token(State(app): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<MintTokenRequest>) -> ApiResult<axum::Json<MintTokenResponse>> {
+async fn mint_token(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<MintTokenRequest>,
+) -> ApiResult<axum::Json<MintTokenResponse>> {
     if !matches!(p, Principal::Admin | Principal::Open) {
         return Err(ApiError::new(ErrorCode::Forbidden, "minting user tokens needs an admin key"));
     }

@@ -201,10 +201,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        let n = store
-            .read(|txn| -> Result<u64, StoreError> { Ok(txn.open_table(T)?.len()?) })
-            .await
-            .unwrap();
+        let n = store.read(|txn| -> Result<u64, StoreError> { Ok(txn.open_table(T)?.len()?) }).await.unwrap();
         assert_eq!(n, 500);
         let commits = store.writer_stats().commits.load(std::sync::atomic::Ordering::Relaxed);
         assert!(commits < 500, "expected batching, got {commits} commits for 500 writes");

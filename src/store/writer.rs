@@ -89,10 +89,8 @@ pub(crate) fn start(db: Arc<Database>, queue: usize) -> (WriterHandle, std::thre
     let (tx, rx) = mpsc::channel::<Box<dyn WriteOp>>(queue.max(1));
     let stats = Arc::new(WriterStats::default());
     let thread_stats = stats.clone();
-    let join = std::thread::Builder::new()
-        .name("hearth-writer".into())
-        .spawn(move || run(db, rx, thread_stats))
-        .expect("spawn writer thread");
+    let join =
+        std::thread::Builder::new().name("hearth-writer".into()).spawn(move || run(db, rx, thread_stats)).expect("spawn writer thread");
     (WriterHandle { tx, stats }, join)
 }
 

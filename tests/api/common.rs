@@ -58,7 +58,15 @@ impl TestServer {
         let task = tokio::spawn(hearth::http::serve(listener, app.clone(), async move {
             let _ = rx.await;
         }));
-        TestServer { addr, app, client: reqwest::Client::new(), dir: None, data_dir: data_dir.to_path_buf(), stop: Some(tx), task: Some(task) }
+        TestServer {
+            addr,
+            app,
+            client: reqwest::Client::new(),
+            dir: None,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// `http://127.0.0.1:PORT` + path.
