@@ -18,6 +18,22 @@ enum Command {
     Serve(ConfigArgs),
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig(ConfigArgs),
+    /// Durability probe for the crash test: writes through the store, printing each ack.
+    #[command(hide = true)]
+    StoreProbe {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Prefix of every key written, so rounds of a test do not overlap.
+        #[arg(long, default_value = "probe")]
+        tag: String,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+        /// Writes per writer.
+        #[arg(long, default_value_t = u64::MAX)]
+        limit: u64,
+    },
 }
 
 #[derive(Args)]
@@ -45,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => args.load().and_then(serve),
         Command::CheckConfig(args) => args.load().map(|c| print!("{}", c.redacted_yaml())),
+        Command::StoreProbe { data_dir, tag, writers, limit } => store_probe(&data_dir, &tag, writers, limit),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +109,11 @@ fn serve(config: Config) -> Result<(), String> {
         tracing::info!("hearth listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         hearth::http::serve(listener, app, shutdown_signal()).await.map_err(|e| e.to_string())
     })
+}
+
+fn store_probe(dir: &std::path::Path, tag: &str, writers: usize, limit: u64) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(hearth::store::probe::run(dir, tag, writers, limit)).map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@
 //!   `redb::TableDefinition`s; values are encoded with [`codec`].
 
 pub mod codec;
+pub mod probe;
 mod writer;
 
 pub use writer::{MAX_BATCH, WriterStats};

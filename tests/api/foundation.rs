@@ -1,1 +1,267 @@
-//! Foundation tests: HTTP conventions, auth, observability, config, crash safety.
+//! Foundation tests: HTTP conventions, auth, observability, configuration, crash safety.
+
+use crate::common::{Child, TestServer, assert_error, hearth_bin};
+use hearth::config::{ApiKeyConfig, KeyScope};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ADMIN: &str = "admin-key-0123456789abcdef";
+const READER: &str = "reader-key-0123456789abcdef";
+
+fn with_keys(c: &mut hearth::Config) {
+    c.auth.api_keys = vec![
+        ApiKeyConfig { key: ADMIN.into(), scope: KeyScope::Admin, name: None },
+        ApiKeyConfig { key: READER.into(), scope: KeyScope::ReadOnly, name: None },
+    ];
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let s = TestServer::start().await;
+    let (st, body) = s.get("/api/nope").await;
+    assert_eq!(assert_error(st, &body, 404), "route_not_found");
+    let r = s.client.delete(s.url("/healthz")).send().await.unwrap();
+    let (st, body) = crate::common::split(r).await;
+    assert_eq!(assert_error(st, &body, 405), "method_not_allowed");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_4xx_naming_the_problem() {
+    let s = TestServer::start_with(|c| c.server.body_limit = 2048).await;
+    let url = s.url("/api/auth/tokens");
+    let send = |body: &'static str, ct: &'static str| {
+        let c = s.client.clone();
+        let url = url.clone();
+        async move { crate::common::split(c.post(url).header("content-type", ct).body(body).send().await.unwrap()).await }
+    };
+    let (st, b) = send("{not json", "application/json").await;
+    assert_eq!(assert_error(st, &b, 400), "malformed_json");
+    let (st, b) = send(r#"{"user_id": 42}"#, "application/json").await;
+    assert_eq!(assert_error(st, &b, 400), "invalid_field");
+    assert_eq!(b["error"]["field"], "user_id");
+    let (st, b) = send(r#"{}"#, "application/json").await;
+    assert_eq!(b["error"]["field"], "user_id", "{b}");
+    assert_eq!(st, 400);
+    let (st, b) = send(r#"{"user_id": "a"}"#, "text/plain").await;
+    assert_eq!(assert_error(st, &b, 415), "unsupported_media_type");
+    let big = format!(r#"{{"user_id": "{}"}}"#, "x".repeat(5000));
+    let r = s.client.post(&url).header("content-type", "application/json").body(big).send().await.unwrap();
+    let (st, b) = crate::common::split(r).await;
+    assert_eq!(assert_error(st, &b, 413), "payload_too_large");
+    let (st, b) = s.post("/api/auth/tokens", json!({"user_id": "u1", "ttl_seconds": 0})).await;
+    assert_eq!(b["error"]["field"], "ttl_seconds");
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let s = TestServer::start().await;
+    let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-request-id").is_some(), "every response carries a request id");
+    let (_, body) = s.get("/readyz").await;
+    let modules = body["modules"].as_object().expect("modules map");
+    for m in ["store", "progress", "job_queue", "notification", "cache", "export", "search"] {
+        assert!(modules.contains_key(m), "readyz lacks {m}: {body}");
+        assert!(modules[m]["ready"].is_boolean());
+    }
+    let r = s.client.get(s.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123", "a caller's request id is propagated");
+}
+
+#[tokio::test]
+async fn disabled_modules_answer_503_module_disabled() {
+    let s = TestServer::start_with(|c| c.modules.cache.enabled = false).await;
+    let (st, body) = s.get("/api/cache/stats").await;
+    assert_eq!(assert_error(st, &body, 503), "module_disabled");
+    let (_, ready) = s.get("/readyz").await;
+    assert_eq!(ready["modules"]["cache"]["ready"], false);
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let s = TestServer::start().await;
+    s.get("/healthz").await;
+    s.get("/api/does-not-exist").await;
+    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("hearth_http_requests_total"), "{text}");
+    assert!(text.contains("hearth_store_commits_total"));
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (.ci/run installs Debian's prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {}{}\n{text}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn openapi_document_is_valid() {
+    let s = TestServer::start().await;
+    let (st, spec) = s.get("/openapi.json").await;
+    assert_eq!(st, 200);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(spec["paths"]["/api/auth/tokens"].is_object());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 with openapi-spec-validator (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn api_keys_scopes_and_user_tokens() {
+    let s = TestServer::start_with(with_keys).await;
+    let c = &s.client;
+    // Liveness needs no key; everything else does.
+    assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    let (st, b) = s.get("/metrics").await;
+    assert_eq!(assert_error(st, &b, 401), "unauthorized");
+    let r = c.get(s.url("/metrics")).bearer_auth("wrong-key-0123456789").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(c.get(s.url("/metrics")).bearer_auth(READER).send().await.unwrap().status(), 200);
+    // A read-only key cannot write.
+    let r = c.post(s.url("/api/auth/tokens")).bearer_auth(READER).json(&json!({"user_id": "alice"})).send().await.unwrap();
+    let (st, b) = crate::common::split(r).await;
+    assert_eq!(assert_error(st, &b, 403), "forbidden");
+    // An admin mints a user token.
+    let r =
+        c.post(s.url("/api/auth/tokens")).bearer_auth(ADMIN).json(&json!({"user_id": "alice", "ttl_seconds": 60})).send().await.unwrap();
+    let (st, b) = crate::common::split(r).await;
+    assert_eq!(st, 200, "{b}");
+    let token = b["token"].as_str().unwrap().to_string();
+    assert_eq!(b["user_id"], "alice");
+    // The token does not open service routes...
+    let r = c.get(s.url("/metrics")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c.get(s.url(&format!("/api/jobs?token={token}"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // ...and a tampered token is rejected outright.
+    let tampered = format!("{}x", token);
+    assert_eq!(c.get(s.url("/metrics")).bearer_auth(&tampered).send().await.unwrap().status(), 401);
+    // A user token cannot mint tokens.
+    let r = c.post(s.url("/api/auth/tokens")).bearer_auth(&token).json(&json!({"user_id": "bob"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[test]
+fn check_config_redacts_secrets_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(hearth_bin())
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env("HEARTH_API_KEY", "very-secret-key-0123456789")
+        .env("SMTP_URL", "smtp://mailer:hunter2@mail.example:587")
+        .env("HEARTH__CACHE__L1__TTL", "42")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("very-secret-key") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("ttl: 42"), "{text}");
+    std::fs::write(dir.path().join("hearth.yaml"), "job_queue:\n  defaults:\n    max_atempts: 3\n").unwrap();
+    let out = Command::new(hearth_bin()).arg("check-config").current_dir(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("job_queue.defaults") && err.contains("max_atempts"), "{err}");
+}
+
+#[test]
+fn refuses_public_bind_without_keys_and_corrupt_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(hearth_bin())
+        .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env_remove("HEARTH_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without API keys"));
+
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join(hearth::store::DB_FILE);
+    std::fs::write(&db, vec![0xABu8; 8192]).unwrap();
+    let out = Command::new(hearth_bin())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "must not start on a corrupt database");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0xABu8; 8192], "the corrupt file is left as it was");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child::spawn(dir.path(), &[]).await;
+    let pid = child.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.child.try_wait().unwrap() {
+            assert!(status.success(), "graceful exit code, got {status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Spawns the real binary writing through the group-commit writer, SIGKILLs it at random
+/// moments, and checks that every write it acknowledged is on disk after reopening.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut total_acked = 0usize;
+    for round in 0..12u64 {
+        let mut child = Command::new(hearth_bin())
+            .args(["store-probe", "--writers", "32", "--tag", &format!("round{round}"), "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("ack ").map(str::to_string))
+                .collect::<Vec<_>>()
+        });
+        // Kill at a pseudo-random moment between 50 and 450 ms.
+        let wait = 50 + (round * 7919 + 13) % 400;
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let raw: Vec<String> = reader.join().unwrap();
+        let missing = hearth::store::probe::missing(dir.path(), &raw).unwrap();
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} acknowledged writes lost, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        total_acked += raw.len();
+    }
+    assert!(total_acked > 100, "the probe acknowledged too few writes ({total_acked}) for the test to mean anything");
+}
