@@ -1,6 +1,11 @@
 //! Document export (seed "5. Export Module"). SKELETON: being built under issue #7.
 
 pub mod config;
+pub mod error;
+pub mod fonts;
+pub mod formats;
+pub mod model;
+pub mod templates;
 
 use crate::{clock::SharedClock, events::EventBus, jobs::JobQueue, notify::Notifications, progress::ProgressTracker, store::Store};
 use config::ExportConfig;

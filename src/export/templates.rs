@@ -1,0 +1,130 @@
+//! minijinja templates for txt and md output and for the header/footer blocks of docx
+//! and pdf. Files in `export.template_dir` override the built-in defaults compiled from
+//! `templates/exports/`.
+
+use super::error::ExportError;
+use super::formats::{RenderOptions, short_timestamp};
+use super::model::{Block, Source, blocks};
+use minijinja::{Environment, Value, context};
+use std::path::PathBuf;
+
+/// Built-in templates, compiled in so hearth works without the templates directory.
+const BUILTIN: &[(&str, &str)] = &[
+    ("txt/default.j2", include_str!("../../templates/exports/txt/default.j2")),
+    ("md/default.j2", include_str!("../../templates/exports/md/default.j2")),
+    ("docx/default.j2", include_str!("../../templates/exports/docx/default.j2")),
+    ("pdf/default.j2", include_str!("../../templates/exports/pdf/default.j2")),
+];
+
+/// The template environment. Cheap to share (`Arc` it); templates are loaded lazily and cached.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+/// Whether a request-supplied template name is acceptable (no path tricks).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Templates {
+    /// Templates from `dir` (when given and present), falling back to the built-ins.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(true);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_loader(move |name: &str| {
+            if let Some(dir) = &dir {
+                let path = dir.join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => return Ok(Some(s)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read template {name}: {e}")));
+                    }
+                }
+            }
+            Ok(BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+        });
+        Templates { env }
+    }
+
+    fn path(format: &str, name: &str) -> String {
+        format!("{format}/{name}.j2")
+    }
+
+    /// Whether template `name` exists for `format`.
+    pub fn exists(&self, format: &str, name: &str) -> bool {
+        valid_name(name) && self.env.get_template(&Self::path(format, name)).is_ok()
+    }
+
+    /// Renders the whole template `format/name.j2`.
+    pub fn render(&self, format: &str, name: &str, ctx: &Value) -> Result<String, ExportError> {
+        let t = self.env.get_template(&Self::path(format, name)).map_err(|e| ExportError::invalid("template", e.to_string()))?;
+        t.render(ctx).map_err(|e| ExportError::Render(format!("template {format}/{name}: {e}")))
+    }
+
+    /// Renders one block (`header`, `footer`) of `format/name.j2`; `None` when the template
+    /// does not define it.
+    pub fn render_block(&self, format: &str, name: &str, block: &str, ctx: &Value) -> Result<Option<String>, ExportError> {
+        let t = self.env.get_template(&Self::path(format, name)).map_err(|e| ExportError::invalid("template", e.to_string()))?;
+        let render_err = |e: minijinja::Error| ExportError::Render(format!("template {format}/{name}: {e}"));
+        let mut captured = t.render_captured(ctx).map_err(render_err)?;
+        match captured.with_state_mut(|state| state.render_block(block)) {
+            Ok(s) => Ok(Some(s.trim().to_string())),
+            Err(e) if e.kind() == minijinja::ErrorKind::UnknownBlock => Ok(None),
+            Err(e) => Err(render_err(e)),
+        }
+    }
+}
+
+/// The template context of a source: see `templates/exports/README.md` for the variables.
+pub fn source_context(source: &Source, options: &RenderOptions) -> Value {
+    let common = context! {
+        timestamps => options.timestamps,
+        speakers => options.speakers,
+    };
+    let specific = match source {
+        Source::Transcript(t) => {
+            let segments: Vec<Value> = t
+                .segments
+                .iter()
+                .map(|s| {
+                    context! {
+                        start => s.start, end => s.end,
+                        start_ts => short_timestamp(s.start), end_ts => short_timestamp(s.end),
+                        speaker => s.speaker.as_deref().map(str::trim).filter(|x| !x.is_empty()),
+                        text => super::formats::cue_lines(&s.text).collect::<Vec<_>>().join("\n"),
+                    }
+                })
+                .collect();
+            context! {
+                kind => "transcript", id => &t.id, title => &t.title, language => &t.language,
+                metadata => Value::from_serialize(&t.metadata), segments => segments,
+            }
+        }
+        Source::Document(d) => {
+            let blocks: Vec<Value> = blocks(&d.content)
+                .into_iter()
+                .map(|b| match b {
+                    Block::Heading(level, text) => {
+                        context! { kind => "heading", level => level, hashes => "#".repeat(level as usize + 1), text => text }
+                    }
+                    Block::Paragraph(text) => context! { kind => "paragraph", text => text },
+                })
+                .collect();
+            context! {
+                kind => "document", id => &d.id, title => &d.title, language => Value::from(()),
+                metadata => Value::from_serialize(&d.metadata), content => &d.content, blocks => blocks,
+            }
+        }
+    };
+    context! { ..specific, ..common }
+}
