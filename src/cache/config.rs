@@ -16,6 +16,8 @@ pub struct CacheConfig {
     pub metrics: MetricsToggle,
     /// Largest value accepted, in bytes.
     pub max_entry_bytes: usize,
+    /// Longest TTL accepted, seconds (default ten years); longer ones are rejected as invalid.
+    pub max_ttl: u64,
 }
 
 impl Default for CacheConfig {
@@ -26,6 +28,7 @@ impl Default for CacheConfig {
             compression: CompressionConfig::default(),
             metrics: MetricsToggle { enabled: true },
             max_entry_bytes: 8 * 1024 * 1024,
+            max_ttl: 10 * 365 * 24 * 3600,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct L2Config {
     pub key_prefix: String,
     /// Capacity in bytes (stored, after compression).
     pub max_size: u64,
+    /// Seconds between background sweeps that delete expired entries.
+    pub sweep_interval: u64,
 }
 
 impl Default for L2Config {
@@ -75,6 +80,7 @@ impl Default for L2Config {
             default_ttl: 3600,
             key_prefix: "cache:".into(),
             max_size: 1024 * 1024 * 1024,
+            sweep_interval: 30,
         }
     }
 }

@@ -1,27 +1,496 @@
-//! The two-tier cache (seed "4. Cache Module"). SKELETON: being built under issue #6.
+//! The two-tier cache (seed "4. Cache Module").
+//!
+//! - **L1** ([`l1`]): quick_cache in memory, bounded by bytes (`cache.l1.max_size`). Each
+//!   entry keeps its expiry; an L1 copy lives at most `cache.l1.ttl` seconds (and never
+//!   longer than the entry). An L1 hit is a pure in-memory path: no lock besides the
+//!   shard's, no allocation, no I/O.
+//! - **L2** ([`backend::CacheBackend`], default [`embedded::EmbeddedBackend`] on the
+//!   foundation's redb store): survives restarts, compresses values above
+//!   `cache.compression.threshold` with zstd, is bounded in bytes (`cache.l2.max_size`,
+//!   earliest-expiry-first eviction) and is swept of expired entries in the background.
+//!   Keys are namespaced with `cache.l2.key_prefix`. Writes are durable when acknowledged.
+//! - A lookup tries L1, then L2 (promoting an L2 hit into L1). `set`, `delete`,
+//!   `invalidate` and `delete_pattern` apply to both tiers; [`consistency`] makes sure a
+//!   removal is never undone by a concurrent fill (promotion or `get_or_set` factory)
+//!   that read the old value before it.
+//! - `get_or_set` is single flight ([`flight`]): concurrent misses on one key run the
+//!   factory once; a failing factory hands its error to every waiter.
+//! - [`Cache::cached`] is the Rust counterpart of the seed's `@cached(ttl, tags)`
+//!   decorator: wrap the body of an async fn, get a typed (serde JSON) value back.
+//!
+//! Invariant: no tier ever returns an entry whose expiry has passed (by the cache's clock).
 
+pub mod backend;
 pub mod config;
+mod consistency;
+mod counters;
+pub mod embedded;
+mod error;
+mod flight;
+mod hooks;
+mod l1;
+mod model;
+mod record;
+mod typed;
+pub mod validate;
+
+pub use backend::{BackendEntry, CacheBackend};
+pub use error::CacheError;
+pub use hooks::CacheHooks;
+pub use model::{CacheStats, CacheValue, Hit, SetReceipt, Tier, TierStats};
 
 use crate::{clock::SharedClock, store::Store};
+use backend::KeyFilter;
 use config::CacheConfig;
+use consistency::{Consistency, Snapshot};
+use counters::{Counters, Sizes};
+use flight::{Flights, Role};
+use hooks::HookList;
+use l1::{L1, L1Entry};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
-/// The cache. Cheap to clone.
+/// The cache. Cheap to clone; every clone is the same cache.
 #[derive(Clone)]
 pub struct Cache {
-    #[allow(dead_code)]
-    store: Store,
-    #[allow(dead_code)]
-    clock: SharedClock,
-    #[allow(dead_code)]
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: CacheConfig,
+    clock: SharedClock,
+    l1: Option<L1>,
+    l2: Option<Arc<dyn CacheBackend>>,
+    prefix: String,
+    consistency: Arc<Consistency>,
+    flights: Arc<Flights>,
+    counters: Counters,
+    hooks: HookList,
 }
 
 impl Cache {
-    /// Builds the cache on the shared store.
+    /// Builds the cache with the embedded L2 on the shared store.
+    ///
+    /// `cache.l2.backend: redis` is reserved for the Redis adapter; until it exists the
+    /// embedded backend is used and a warning is logged.
     pub fn new(store: Store, clock: SharedClock, config: CacheConfig) -> Self {
-        Cache { store, clock, config }
+        let l2: Option<Arc<dyn CacheBackend>> = config.l2.enabled.then(|| {
+            if config.l2.backend != "embedded" {
+                tracing::warn!(backend = %config.l2.backend, "cache L2 backend not available in this build; using the embedded one");
+            }
+            let compress = config.compression.enabled.then_some(config.compression.threshold);
+            Arc::new(embedded::EmbeddedBackend::new(store, config.l2.max_size, compress)) as Arc<dyn CacheBackend>
+        });
+        Cache::with_backend(clock, config, l2)
     }
 
-    /// Starts the module's background tasks (workers, sweepers...) on `bg`.
-    pub fn start(&self, _bg: &crate::app::Background) {}
+    /// Builds the cache on an explicit L2 backend (None: L1 only).
+    pub fn with_backend(clock: SharedClock, config: CacheConfig, l2: Option<Arc<dyn CacheBackend>>) -> Self {
+        counters::describe();
+        let l1 = config.l1.enabled.then(|| L1::new(config.l1.max_size));
+        let prefix = config.l2.key_prefix.clone();
+        Cache {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                l1,
+                l2,
+                prefix,
+                consistency: Consistency::new(),
+                flights: Arc::default(),
+                counters: Counters::default(),
+                hooks: HookList::default(),
+            }),
+        }
+    }
+
+    /// Starts the background loop: publishes metrics every second and sweeps expired L2
+    /// entries every `cache.l2.sweep_interval` seconds, until shutdown.
+    pub fn start(&self, bg: &crate::app::Background) {
+        let cache = self.clone();
+        let shutdown = bg.shutdown.clone();
+        bg.spawn(async move {
+            let sweep_every = cache.inner.config.l2.sweep_interval.max(1);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                n += 1;
+                if n % sweep_every == 0
+                    && let Err(e) = cache.sweep_expired().await
+                {
+                    tracing::warn!(error = %e, "cache sweep failed");
+                }
+                if cache.inner.config.metrics.enabled {
+                    cache.publish_metrics().await;
+                }
+            }
+        });
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// Registers hooks called on every operation.
+    pub fn register_hooks(&self, hooks: Arc<dyn CacheHooks>) {
+        self.inner.hooks.register(hooks);
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now().timestamp_millis()
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.inner.prefix.len() + key.len());
+        k.push_str(&self.inner.prefix);
+        k.push_str(key);
+        k
+    }
+
+    /// Expiry of the L1 copy of an entry expiring at `expires_ms`.
+    fn l1_expiry(&self, now_ms: i64, expires_ms: i64) -> i64 {
+        let cap = (self.inner.config.l1.ttl.min(self.inner.config.max_ttl) as i64).saturating_mul(1000);
+        expires_ms.min(now_ms.saturating_add(cap))
+    }
+
+    /// The value under `key`, or None on a miss (seed `get`).
+    pub async fn get(&self, key: &str) -> Result<Option<CacheValue>, CacheError> {
+        Ok(self.lookup(key).await?.map(|h| h.value))
+    }
+
+    /// As [`Cache::get`], also saying which tier answered and when the entry expires.
+    pub async fn lookup(&self, key: &str) -> Result<Option<Hit>, CacheError> {
+        let inner = &*self.inner;
+        inner.hooks.each(|h| h.on_get(key));
+        let now = self.now_ms();
+        if let Some(l1) = &inner.l1 {
+            if let Some(e) = l1.get(key, now) {
+                inner.counters.hit(Tier::L1);
+                inner.hooks.each(|h| h.on_hit(key, Tier::L1));
+                return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.expires_ms) }));
+            }
+            inner.counters.l1_misses.add(1);
+        }
+        // Only validated keys are ever stored, so the L1 hit path above needs no check.
+        validate::key(key)?;
+        if let Some(l2) = &inner.l2 {
+            let snap = inner.consistency.snapshot(key);
+            if let Some(e) = l2.get(&self.full_key(key), now).await? {
+                inner.counters.hit(Tier::L2);
+                if let (Some(l1), Some(snap)) = (&inner.l1, snap) {
+                    let entry = L1Entry { value: e.value.clone(), expires_ms: self.l1_expiry(now, e.expires_ms), tags: tags_arc(&e.tags) };
+                    inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry));
+                }
+                inner.hooks.each(|h| h.on_hit(key, Tier::L2));
+                return Ok(Some(Hit { value: e.value, tier: Tier::L2, expires_at: to_time(e.expires_ms) }));
+            }
+            inner.counters.l2_misses.add(1);
+        }
+        inner.hooks.each(|h| h.on_miss(key));
+        Ok(None)
+    }
+
+    /// Stores `value` under `key` in both tiers for `ttl` (None: `cache.l2.default_ttl`)
+    /// with `tags` (seed `set`). Resolves once the L2 write is durable.
+    pub async fn set(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: &[String]) -> Result<SetReceipt, CacheError> {
+        let inner = &*self.inner;
+        validate::key(key)?;
+        validate::value_size(value.data.len(), &inner.config)?;
+        let ttl = validate::ttl(ttl, &inner.config)?;
+        let tags = validate::tags(tags)?;
+        let now = inner.clock.now();
+        let now_ms = now.timestamp_millis();
+        let expires_ms = now_ms.saturating_add(ttl.as_millis() as i64);
+        let ticket = inner.consistency.begin(key, || {
+            if let Some(l1) = &inner.l1 {
+                l1.remove(key);
+            }
+        });
+        if let Some(l2) = &inner.l2 {
+            let entry = BackendEntry { value: value.clone(), expires_ms, tags: tags.clone() };
+            let out = l2.set(&self.full_key(key), entry, ticket.precondition()).await?;
+            inner.counters.l2_evictions.fetch_add(out.evicted, Relaxed);
+        }
+        if let Some(l1) = &inner.l1 {
+            let entry = L1Entry { value: value.clone(), expires_ms: self.l1_expiry(now_ms, expires_ms), tags: tags_arc(&tags) };
+            ticket.finish(|| l1.insert(key.to_owned(), entry));
+        } else {
+            ticket.finish(|| {});
+        }
+        inner.counters.sets.add(1);
+        inner.hooks.each(|h| h.on_set(key, &value));
+        Ok(SetReceipt {
+            key: key.to_owned(),
+            bytes: value.data.len() as u64,
+            ttl: ttl.as_secs_f64(),
+            expires_at: to_time(expires_ms),
+            tags,
+        })
+    }
+
+    /// Removes `key` from both tiers (seed `delete`); returns whether it was present.
+    pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        let inner = &*self.inner;
+        validate::key(key)?;
+        let mut existed = false;
+        let ticket = inner.consistency.begin(key, || {
+            if let Some(l1) = &inner.l1 {
+                existed = l1.remove(key);
+            }
+        });
+        if let Some(l2) = &inner.l2 {
+            let out = l2.delete(&self.full_key(key), ticket.precondition()).await?;
+            existed |= out.existed;
+        }
+        ticket.finish(|| {});
+        if existed {
+            inner.counters.deletes.add(1);
+        }
+        inner.hooks.each(|h| h.on_delete(key));
+        Ok(existed)
+    }
+
+    /// Removes every entry carrying any of `tags` from both tiers (seed `invalidate`);
+    /// returns how many entries were removed (from L2 when enabled, else from L1).
+    pub async fn invalidate(&self, tags: &[String]) -> Result<u64, CacheError> {
+        let inner = &*self.inner;
+        let tags = validate::tags(tags)?;
+        if tags.is_empty() {
+            return Err(CacheError::invalid("tags", "at least one tag is required"));
+        }
+        let mut n1 = 0;
+        let guard = inner.consistency.begin_invalidation(|| {
+            if let Some(l1) = &inner.l1 {
+                n1 = l1.remove_where(|_, e| e.tags.as_ref().is_some_and(|t| t.iter().any(|x| tags.contains(x))));
+            }
+        });
+        let n = match &inner.l2 {
+            Some(l2) => l2.delete_tagged(&tags).await?,
+            None => n1,
+        };
+        drop(guard);
+        inner.counters.deletes.add(n);
+        for t in &tags {
+            inner.hooks.each(|h| h.on_delete(&format!("tag:{t}")));
+        }
+        Ok(n)
+    }
+
+    /// Removes every key matching the glob `pattern` (e.g. `user:*`) from both tiers
+    /// (seed `delete_pattern`); returns how many (from L2 when enabled, else from L1).
+    pub async fn delete_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        let inner = &*self.inner;
+        let p = validate::pattern(pattern)?;
+        let mut n1 = 0;
+        let guard = inner.consistency.begin_invalidation(|| {
+            if let Some(l1) = &inner.l1 {
+                n1 = l1.remove_where(|k, _| p.matcher.is_match(k));
+            }
+        });
+        let n = match &inner.l2 {
+            Some(l2) => {
+                let plen = inner.prefix.len();
+                let matcher = p.matcher.clone();
+                let filter: KeyFilter = Arc::new(move |full: &str| full.get(plen..).is_some_and(|k| matcher.is_match(k)));
+                l2.delete_matching(&self.full_key(&p.literal_prefix), filter).await?
+            }
+            None => n1,
+        };
+        drop(guard);
+        inner.counters.deletes.add(n);
+        inner.hooks.each(|h| h.on_delete(pattern));
+        Ok(n)
+    }
+
+    /// The value under `key`, or the one `factory` produces, stored for `ttl` (seed
+    /// `get_or_set`). Single flight: concurrent misses on `key` run the factory once.
+    pub async fn get_or_set<F, Fut, E>(&self, key: &str, factory: F, ttl: Option<Duration>) -> Result<CacheValue, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<CacheValue, E>>,
+        E: Into<anyhow::Error>,
+    {
+        self.get_or_set_tagged(key, ttl, &[], factory).await
+    }
+
+    /// As [`Cache::get_or_set`], attaching `tags` to the stored value.
+    ///
+    /// The factory's value is returned to every waiter but stored only if no `set`,
+    /// `delete`, `invalidate` or `delete_pattern` touched the key while it ran (so a
+    /// removal is never undone by a value loaded before it).
+    pub async fn get_or_set_tagged<F, Fut, E>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        tags: &[String],
+        factory: F,
+    ) -> Result<CacheValue, CacheError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<CacheValue, E>>,
+        E: Into<anyhow::Error>,
+    {
+        let inner = &*self.inner;
+        validate::key(key)?;
+        let ttl = validate::ttl(ttl, &inner.config)?;
+        let tags = validate::tags(tags)?;
+        if let Some(hit) = self.lookup(key).await? {
+            return Ok(hit.value);
+        }
+        let mut factory = Some(factory);
+        loop {
+            match inner.flights.join(key) {
+                Role::Waiter(rx) => {
+                    if let Some(outcome) = flight::wait(rx).await {
+                        return outcome;
+                    }
+                    // The leader was cancelled: try again (possibly as the leader).
+                }
+                Role::Leader(leader) => {
+                    // A flight that finished between our lookup and `join` has filled L1.
+                    if let Some(e) = inner.l1.as_ref().and_then(|l1| l1.get(key, self.now_ms())) {
+                        leader.complete(Ok(e.value.clone()));
+                        return Ok(e.value);
+                    }
+                    let snap = inner.consistency.snapshot(key);
+                    let run = factory.take().expect("only a leader runs the factory, once");
+                    let outcome = run().await.map_err(|e| CacheError::Factory(Arc::new(e.into())));
+                    if let Ok(v) = &outcome {
+                        self.fill(key, v, ttl, &tags, snap).await;
+                    }
+                    leader.complete(outcome.clone());
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    /// Stores a factory's value if `snap` is still valid (see [`consistency`]).
+    async fn fill(&self, key: &str, value: &CacheValue, ttl: Duration, tags: &[String], snap: Option<Snapshot>) {
+        let inner = &*self.inner;
+        let Some(snap) = snap else { return };
+        if validate::value_size(value.data.len(), &inner.config).is_err() {
+            tracing::debug!(key, bytes = value.data.len(), "factory value exceeds cache.max_entry_bytes; not cached");
+            return;
+        }
+        let now = self.now_ms();
+        let expires_ms = now.saturating_add(ttl.as_millis() as i64);
+        if let Some(l2) = &inner.l2 {
+            let entry = BackendEntry { value: value.clone(), expires_ms, tags: tags.to_vec() };
+            match l2.set(&self.full_key(key), entry, snap.precondition(&inner.consistency)).await {
+                Ok(out) if out.applied => {
+                    inner.counters.l2_evictions.fetch_add(out.evicted, Relaxed);
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "could not store a get_or_set value in L2");
+                    return;
+                }
+            }
+        }
+        if let Some(l1) = &inner.l1 {
+            let entry = L1Entry { value: value.clone(), expires_ms: self.l1_expiry(now, expires_ms), tags: tags_arc(tags) };
+            if !inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry)) && inner.l2.is_none() {
+                return;
+            }
+        }
+        inner.counters.sets.add(1);
+        inner.hooks.each(|h| h.on_set(key, value));
+    }
+
+    /// Removes expired L2 entries now (the background loop does this periodically);
+    /// returns how many.
+    pub async fn sweep_expired(&self) -> Result<u64, CacheError> {
+        let Some(l2) = &self.inner.l2 else { return Ok(0) };
+        let n = l2.sweep(self.now_ms()).await?;
+        self.inner.counters.expired.fetch_add(n, Relaxed);
+        Ok(n)
+    }
+
+    /// Hits, misses and hit rate overall and per tier, with entries, bytes and evictions
+    /// (seed `get_stats`).
+    pub async fn get_stats(&self) -> Result<CacheStats, CacheError> {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let l1 = match &inner.l1 {
+            Some(l1) => {
+                let (hits, misses) = (c.l1_hits.get(), c.l1_misses.get());
+                TierStats {
+                    enabled: true,
+                    hits,
+                    misses,
+                    hit_rate: model::hit_rate(hits, misses),
+                    entries: l1.len(),
+                    bytes: l1.bytes(),
+                    capacity_bytes: l1.capacity(),
+                    evictions: l1.evictions(),
+                }
+            }
+            None => TierStats::default(),
+        };
+        let l2 = match &inner.l2 {
+            Some(l2) => {
+                let usage = l2.usage().await?;
+                let (hits, misses) = (c.l2_hits.get(), c.l2_misses.get());
+                TierStats {
+                    enabled: true,
+                    hits,
+                    misses,
+                    hit_rate: model::hit_rate(hits, misses),
+                    entries: usage.entries,
+                    bytes: usage.bytes,
+                    capacity_bytes: l2.capacity(),
+                    evictions: c.l2_evictions.load(Relaxed),
+                }
+            }
+            None => TierStats::default(),
+        };
+        let hits = l1.hits + l2.hits;
+        // A lookup misses overall when the last enabled tier misses.
+        let misses = if inner.l2.is_some() { l2.misses } else { l1.misses };
+        let (entries, bytes) = if inner.l2.is_some() { (l2.entries, l2.bytes) } else { (l1.entries, l1.bytes) };
+        Ok(CacheStats {
+            hits,
+            misses,
+            hit_rate: model::hit_rate(hits, misses),
+            entries,
+            bytes,
+            evictions: l1.evictions + l2.evictions,
+            sets: c.sets.get(),
+            deletes: c.deletes.get(),
+            expired: c.expired.load(Relaxed),
+            l1,
+            l2,
+        })
+    }
+
+    /// Copies the current counters and sizes into the `hearth_cache_*` metrics.
+    pub async fn publish_metrics(&self) {
+        match self.get_stats().await {
+            Ok(s) => self.inner.counters.publish(&Sizes {
+                l1_entries: s.l1.entries,
+                l1_bytes: s.l1.bytes,
+                l1_evictions: s.l1.evictions,
+                l2_entries: s.l2.entries,
+                l2_bytes: s.l2.bytes,
+            }),
+            Err(e) => tracing::warn!(error = %e, "cannot read cache stats for metrics"),
+        }
+    }
+}
+
+fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+fn tags_arc(tags: &[String]) -> Option<Arc<[String]>> {
+    (!tags.is_empty()).then(|| Arc::from(tags))
 }

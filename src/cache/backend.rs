@@ -1,0 +1,70 @@
+//! The L2 backend trait (seed: `CacheBackend`), so a Redis backend can replace the
+//! embedded redb one without touching the cache logic.
+//!
+//! Keys given to a backend are full keys (with `l2.key_prefix`). A backend must never
+//! return an entry whose expiry is at or before `now_ms`, must apply a write only if its
+//! precondition holds at the moment it is applied (atomically for the embedded backend;
+//! best effort for remote ones), and acknowledges a write only once it is durable.
+
+use super::{CacheError, CacheValue};
+use std::sync::Arc;
+
+/// An entry as stored in and returned by a backend.
+#[derive(Debug, Clone)]
+pub struct BackendEntry {
+    /// The value.
+    pub value: CacheValue,
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_ms: i64,
+    /// Tags for `invalidate`.
+    pub tags: Vec<String>,
+}
+
+/// A check evaluated right before a write is applied; `false` skips the write.
+pub type Precondition = Box<dyn FnOnce() -> bool + Send>;
+
+/// A predicate over full keys, for pattern deletes.
+pub type KeyFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Size and eviction counters of a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Entries held (including expired ones not yet swept).
+    pub entries: u64,
+    /// Bytes held.
+    pub bytes: u64,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Whether the precondition held and the write was applied.
+    pub applied: bool,
+    /// For deletes: whether the key existed. For sets: whether it replaced an entry.
+    pub existed: bool,
+    /// Entries evicted to make room.
+    pub evicted: u64,
+}
+
+/// The L2 tier.
+#[async_trait::async_trait]
+pub trait CacheBackend: Send + Sync + 'static {
+    /// The live entry under `key`, if any.
+    async fn get(&self, key: &str, now_ms: i64) -> Result<Option<BackendEntry>, CacheError>;
+    /// Stores `entry` under `key` if `precondition` holds, evicting others to stay within
+    /// the capacity.
+    async fn set(&self, key: &str, entry: BackendEntry, precondition: Precondition) -> Result<WriteOutcome, CacheError>;
+    /// Removes `key` if `precondition` holds.
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<WriteOutcome, CacheError>;
+    /// Removes every entry carrying any of `tags`; returns how many.
+    async fn delete_tagged(&self, tags: &[String]) -> Result<u64, CacheError>;
+    /// Removes every entry whose key starts with `scan_prefix` and satisfies `filter`;
+    /// returns how many.
+    async fn delete_matching(&self, scan_prefix: &str, filter: KeyFilter) -> Result<u64, CacheError>;
+    /// Removes entries expired at `now_ms`; returns how many.
+    async fn sweep(&self, now_ms: i64) -> Result<u64, CacheError>;
+    /// Current size.
+    async fn usage(&self) -> Result<Usage, CacheError>;
+    /// Configured capacity in bytes.
+    fn capacity(&self) -> u64;
+}
