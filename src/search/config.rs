@@ -14,8 +14,14 @@ pub struct SearchConfig {
     pub search: QueryDefaults,
     /// Chunking of long content.
     pub chunking: ChunkingConfig,
+    /// How keyword and semantic results are fused when the request does not say.
+    pub fusion: FusionDefaults,
     /// Largest document content accepted, bytes.
     pub max_content_bytes: usize,
+    /// Largest number of documents in one `POST /api/search/index/batch`.
+    pub max_batch_docs: usize,
+    /// Batches with more documents than this run as a background job with progress.
+    pub batch_job_above: usize,
 }
 
 impl Default for SearchConfig {
@@ -25,7 +31,10 @@ impl Default for SearchConfig {
             embeddings: EmbeddingsConfig::default(),
             search: QueryDefaults::default(),
             chunking: ChunkingConfig::default(),
+            fusion: FusionDefaults::default(),
             max_content_bytes: 1024 * 1024,
+            max_batch_docs: 10_000,
+            batch_job_above: 100,
         }
     }
 }
@@ -45,11 +54,30 @@ pub struct VectorDbConfig {
     pub collection: String,
     /// Below this many chunks an exact scan replaces the HNSW graph.
     pub exact_below: usize,
+    /// HNSW: links per node (hnsw_rs `max_nb_connection`).
+    pub hnsw_m: usize,
+    /// HNSW: candidate list size while building.
+    pub hnsw_ef_construction: usize,
+    /// HNSW: candidate list size while searching (raised to the number of results asked).
+    pub hnsw_ef_search: usize,
+    /// Rebuild the graph in the background when deleted (tombstoned) chunks exceed this
+    /// fraction of the graph.
+    pub rebuild_tombstone_ratio: f32,
 }
 
 impl Default for VectorDbConfig {
     fn default() -> Self {
-        VectorDbConfig { kind: "embedded".into(), url: None, api_key: None, collection: "documents".into(), exact_below: 2000 }
+        VectorDbConfig {
+            kind: "embedded".into(),
+            url: None,
+            api_key: None,
+            collection: "documents".into(),
+            exact_below: 2000,
+            hnsw_m: 16,
+            hnsw_ef_construction: 200,
+            hnsw_ef_search: 64,
+            rebuild_tombstone_ratio: 0.2,
+        }
     }
 }
 
@@ -101,11 +129,20 @@ pub struct QueryDefaults {
     pub enable_hybrid: bool,
     /// Whether the reranking extension point is used.
     pub enable_reranking: bool,
+    /// Chunks each retriever contributes to fusion (at least the limit asked).
+    pub candidates: usize,
 }
 
 impl Default for QueryDefaults {
     fn default() -> Self {
-        QueryDefaults { default_limit: 10, max_limit: 1000, default_threshold: None, enable_hybrid: true, enable_reranking: false }
+        QueryDefaults {
+            default_limit: 10,
+            max_limit: 1000,
+            default_threshold: None,
+            enable_hybrid: true,
+            enable_reranking: false,
+            candidates: 100,
+        }
     }
 }
 
@@ -122,5 +159,27 @@ pub struct ChunkingConfig {
 impl Default for ChunkingConfig {
     fn default() -> Self {
         ChunkingConfig { size: 800, overlap: 100 }
+    }
+}
+
+/// Default fusion of keyword and semantic results (see `search::fusion`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FusionDefaults {
+    /// `weighted` (min-max normalised weighted sum) or `rrf` (reciprocal rank fusion).
+    pub method: String,
+    /// Weighted: share of the semantic score, 0..=1 (Meilisearch's `semanticRatio`).
+    pub semantic_ratio: f32,
+    /// RRF: the rank constant k.
+    pub rrf_k: f32,
+    /// RRF: weight of the keyword ranking.
+    pub keyword_weight: f32,
+    /// RRF: weight of the semantic ranking.
+    pub semantic_weight: f32,
+}
+
+impl Default for FusionDefaults {
+    fn default() -> Self {
+        FusionDefaults { method: "weighted".into(), semantic_ratio: 0.5, rrf_k: 60.0, keyword_weight: 1.0, semantic_weight: 1.0 }
     }
 }

@@ -1,0 +1,161 @@
+//! Text embedding: the [`Embedder`] trait and its default implementation, a local ONNX
+//! model run by fastembed over a dynamically loaded ONNX Runtime.
+//!
+//! Invariant: loading never panics. fastembed panics when ONNX Runtime cannot be loaded,
+//! so [`FastEmbedder::load`] checks every file first and calls `ort::init_from`, which
+//! reports a missing or incompatible library as an error.
+
+use super::error::SearchError;
+use fastembed::{InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+
+/// Turns texts into unit-length vectors. Implementations are blocking (CPU-bound):
+/// callers run them on a blocking thread, never on the async executor.
+pub trait Embedder: Send + Sync {
+    /// Embeds `texts`, one L2-normalised vector of [`Embedder::dimension`] floats per text.
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError>;
+
+    /// Embeds one query. Implementations may use a separate, low-latency path so queries
+    /// do not wait behind bulk indexing.
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        self.embed(&[text.to_string()])?.pop().ok_or_else(|| SearchError::Embedding("no vector returned".into()))
+    }
+
+    /// Length of every vector.
+    fn dimension(&self) -> usize;
+
+    /// Identifies the model, so cached vectors of another model are never reused.
+    fn model_id(&self) -> &str;
+}
+
+/// File name of the ONNX Runtime library looked up in the model directory (first found wins).
+pub const ORT_LIBRARY_NAMES: &[&str] = &["libonnxruntime.so", "libonnxruntime.so.1.24.4"];
+
+/// Files the local model needs in its directory besides the runtime library.
+pub const MODEL_FILES: &[&str] = &["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];
+
+/// Checks `dir` for the model files and the runtime library; returns the library path or
+/// an error naming the first missing file.
+pub fn check_model_dir(dir: &Path) -> Result<PathBuf, SearchError> {
+    for f in MODEL_FILES {
+        let p = dir.join(f);
+        if !p.is_file() {
+            return Err(SearchError::Unavailable(format!("model file {} is missing (run `bash models/fetch.sh`)", p.display())));
+        }
+    }
+    ORT_LIBRARY_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()).ok_or_else(|| {
+        SearchError::Unavailable(format!(
+            "ONNX Runtime library {} is missing (run `bash models/fetch.sh`)",
+            dir.join(ORT_LIBRARY_NAMES[0]).display()
+        ))
+    })
+}
+
+/// The default embedder: a sentence-transformers ONNX model with mean pooling.
+///
+/// Two sessions: one for queries (one thread, so a query never queues behind a bulk
+/// batch) and one for indexing (all cores).
+pub struct FastEmbedder {
+    query: Mutex<TextEmbedding>,
+    bulk: Mutex<TextEmbedding>,
+    dimension: usize,
+    batch_size: usize,
+    model_id: String,
+}
+
+impl FastEmbedder {
+    /// Loads the model from `dir`. Fails (never panics) when a file or the runtime is
+    /// missing or unusable; the error names the file.
+    pub fn load(dir: &Path, max_seq_length: usize, batch_size: usize, model_name: &str) -> Result<FastEmbedder, SearchError> {
+        let lib = check_model_dir(dir)?;
+        let _ =
+            ort::init_from(&lib).map_err(|e| SearchError::Unavailable(format!("cannot load ONNX Runtime from {}: {e}", lib.display())))?;
+        let read = |f: &str| {
+            std::fs::read(dir.join(f)).map_err(|e| SearchError::Unavailable(format!("cannot read {}: {e}", dir.join(f).display())))
+        };
+        let onnx = read("model.onnx")?;
+        let tokenizer = TokenizerFiles {
+            tokenizer_file: read("tokenizer.json")?,
+            config_file: read("config.json")?,
+            special_tokens_map_file: read("special_tokens_map.json")?,
+            tokenizer_config_file: read("tokenizer_config.json")?,
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let session = |threads: usize| -> Result<TextEmbedding, SearchError> {
+            let model = UserDefinedEmbeddingModel::new(onnx.clone(), tokenizer.clone())
+                .with_pooling(Pooling::Mean)
+                .with_quantization(QuantizationMode::None);
+            let opts = InitOptionsUserDefined::new().with_max_length(max_seq_length).with_intra_threads(threads);
+            TextEmbedding::try_new_from_user_defined(model, opts)
+                .map_err(|e| SearchError::Unavailable(format!("cannot load model {}: {e}", dir.join("model.onnx").display())))
+        };
+        let query = session(1)?;
+        let bulk = session(cores)?;
+        let mut me = FastEmbedder {
+            query: Mutex::new(query),
+            bulk: Mutex::new(bulk),
+            dimension: 0,
+            batch_size: batch_size.max(1),
+            model_id: format!("{model_name}@{}", hex::encode(&sha256(&onnx)[..8])),
+        };
+        me.dimension = me.embed_query("dimension probe")?.len();
+        Ok(me)
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+impl Embedder for FastEmbedder {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.bulk.lock().embed(texts, Some(self.batch_size)).map_err(|e| SearchError::Embedding(e.to_string()))?;
+        Ok(out.into_iter().map(normalize).collect())
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        let mut out = self.query.lock().embed([text], None).map_err(|e| SearchError::Embedding(e.to_string()))?;
+        out.pop().map(normalize).ok_or_else(|| SearchError::Embedding("no vector returned".into()))
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+/// Dot product of two equal-length vectors (cosine similarity for unit vectors).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise without fast-math.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}

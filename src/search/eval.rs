@@ -1,0 +1,1 @@
+//! `hearth eval`: BEIR-format retrieval evaluation (placeholder replaced below).
