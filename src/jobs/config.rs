@@ -91,11 +91,14 @@ pub struct SchedulerConfig {
     pub enabled: bool,
     /// Default timezone for cron expressions (IANA name).
     pub timezone: String,
+    /// Recurring jobs declared in configuration, by schedule name. They are upserted at
+    /// start; schedules created over the API are kept alongside.
+    pub schedules: BTreeMap<String, ScheduleConfig>,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { enabled: true, timezone: "UTC".into() }
+        SchedulerConfig { enabled: true, timezone: "UTC".into(), schedules: BTreeMap::new() }
     }
 }
 
@@ -113,4 +116,37 @@ impl Default for JobRetention {
     fn default() -> Self {
         JobRetention { completed_hours: 24, dead_days: 7 }
     }
+}
+
+impl JobQueueConfig {
+    /// The configured default backoff type (`defaults.backoff`; validated at config load).
+    pub fn default_backoff_kind(&self) -> super::model::BackoffKind {
+        match self.defaults.backoff.as_str() {
+            "linear" => super::model::BackoffKind::Linear,
+            "fixed" => super::model::BackoffKind::Fixed,
+            _ => super::model::BackoffKind::Exponential,
+        }
+    }
+}
+
+/// A recurring job declared in the configuration (`job_queue.scheduler.schedules.<name>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Cron expression: 5 fields (minute precision) or 6–7 fields (with seconds, year).
+    pub cron: String,
+    /// IANA timezone the expression is read in (default `scheduler.timezone`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The job name to enqueue.
+    pub job: String,
+    /// Its payload.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// Its queue (default `default`).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Its priority (default 5).
+    #[serde(default)]
+    pub priority: Option<u8>,
 }

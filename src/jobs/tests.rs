@@ -1,0 +1,1 @@
+//! Unit tests of the job queue (see tests.rs).
