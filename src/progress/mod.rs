@@ -1,80 +1,61 @@
-//! Progress tracking (seed "1. Progress Tracking Module"). Being built under issue #4:
-//! the public API below is stable; bodies are being filled in.
+//! Progress tracking (seed "1. Progress Tracking Module").
+//!
+//! A progress has ordered, weighted stages, a percent within the current stage, an
+//! overall percent, an ETA from the observed rate, and a status
+//! (`pending → processing → completed | failed | cancelled`). [`ProgressTracker`] is the
+//! Rust API (`create / update / advance_stage / complete / fail / cancel / get`); the HTTP
+//! adapter (`http/progress.rs`) serves the same operations over REST, a WebSocket and SSE.
+//!
+//! - Durability: create, the first update, stage changes and terminal states are stored
+//!   before they are acknowledged; plain percent updates are broadcast at once and stored
+//!   coalesced (at most one write per id per `flush_interval_ms`). See `tracker.rs`.
+//! - Events: every change is emitted as `progress.update`, `progress.stage`,
+//!   `progress.completed`, `progress.failed` or `progress.cancelled` (key = id, data =
+//!   [`Progress`] JSON) through a [`ProgressEmitter`], by default onto the event bus.
+//! - Extensibility: [`ProgressStorage`] (default [`RedbProgressStorage`]),
+//!   [`ProgressEmitter`] (default [`EventBusEmitter`]) and [`ProgressPlugin`] hooks.
+//! - Live feeds: [`live::Feed`] turns the bus into a per-subscriber stream that never
+//!   slows other subscribers (WebSocket and SSE both use it).
+//! - Retention: a sweeper removes finished records after the configured hours.
 
 pub mod config;
+pub mod emitter;
 pub mod error;
+mod flush;
+pub mod live;
+pub mod machine;
+pub mod metrics;
 pub mod model;
+pub mod plugin;
+mod retention;
+pub mod storage;
+pub mod store;
+mod tracker;
 
+pub use emitter::{EventBusEmitter, ProgressEmitter};
 pub use error::ProgressError;
 pub use model::{NewProgress, Progress, ProgressRecord, ProgressStatus, ProgressUpdate, StageSpec};
+pub use plugin::ProgressPlugin;
+pub use storage::{ListQuery, ProgressStorage};
+pub use store::RedbProgressStorage;
+pub use tracker::ProgressTracker;
 
 use crate::{clock::SharedClock, events::EventBus, store::Store};
 use config::ProgressConfig;
-
-/// Tracks long-running operations. Cheap to clone.
-#[derive(Clone)]
-pub struct ProgressTracker {
-    #[allow(dead_code)]
-    store: Store,
-    #[allow(dead_code)]
-    events: EventBus,
-    #[allow(dead_code)]
-    clock: SharedClock,
-    #[allow(dead_code)]
-    config: ProgressConfig,
-}
+use std::sync::Arc;
 
 impl ProgressTracker {
-    /// Builds the tracker on the shared store and event bus.
+    /// Builds the tracker on the embedded backends: records in the shared redb `store`,
+    /// events on `events`.
     pub fn new(store: Store, events: EventBus, clock: SharedClock, config: ProgressConfig) -> Self {
-        ProgressTracker { store, events, clock, config }
+        ProgressTracker::with_backends(Arc::new(RedbProgressStorage::new(store)), Arc::new(EventBusEmitter::new(events)), clock, config)
     }
 
-    /// Creates a progress (durable before it returns). An existing id is `AlreadyExists`.
-    pub async fn create(&self, _req: NewProgress) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
+    /// Starts the background tasks on `bg`: the coalesced flush (with idle eviction) and
+    /// the retention sweeper. Both stop when `bg.shutdown` fires; the flush runs once more
+    /// first.
+    pub fn start(&self, bg: &crate::app::Background) {
+        bg.spawn(self.clone().upkeep_loop(bg.shutdown.clone()));
+        bg.spawn(self.clone().sweep_loop(bg.shutdown.clone()));
     }
-
-    /// Sets the percent within `stage` (or the current stage when `None`).
-    pub async fn update(&self, id: &str, percent: f64, stage: Option<&str>) -> Result<Progress, ProgressError> {
-        self.update_with(id, ProgressUpdate { progress: Some(percent), stage: stage.map(str::to_string), allow_backwards: false }).await
-    }
-
-    /// Applies a full update request (see [`ProgressUpdate`]).
-    pub async fn update_with(&self, _id: &str, _u: ProgressUpdate) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Moves to the next stage at 0 %.
-    pub async fn advance_stage(&self, _id: &str) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Marks the progress completed with an optional result.
-    pub async fn complete(&self, _id: &str, _result: Option<serde_json::Value>) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Marks the progress failed with an error message.
-    pub async fn fail(&self, _id: &str, _error: &str) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Marks the progress cancelled.
-    pub async fn cancel(&self, _id: &str) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// The current state.
-    pub async fn get(&self, _id: &str) -> Result<Progress, ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Removes a progress in any state.
-    pub async fn delete(&self, _id: &str) -> Result<(), ProgressError> {
-        todo!("issue #4")
-    }
-
-    /// Starts the module's background tasks (coalesced flush, retention sweeper) on `bg`.
-    pub fn start(&self, _bg: &crate::app::Background) {}
 }
