@@ -14,6 +14,12 @@ pub struct NotificationConfig {
     pub templates: TemplatesConfig,
     /// Maximum message length in bytes.
     pub max_message_bytes: usize,
+    /// Maximum title length in bytes.
+    pub max_title_bytes: usize,
+    /// Most recipients in one batch send.
+    pub max_batch: usize,
+    /// Channels used when neither the request nor the user's preferences name any.
+    pub default_channels: Vec<String>,
 }
 
 impl Default for NotificationConfig {
@@ -23,6 +29,9 @@ impl Default for NotificationConfig {
             persistence: PersistenceConfig::default(),
             templates: TemplatesConfig::default(),
             max_message_bytes: 16 * 1024,
+            max_title_bytes: 512,
+            max_batch: 1000,
+            default_channels: vec!["in-app".into()],
         }
     }
 }
@@ -37,6 +46,22 @@ pub struct ChannelsConfig {
     pub email: EmailConfig,
     /// Webhook channel.
     pub webhook: WebhookChannelConfig,
+    /// Push: a trait only (register a `NotificationChannel` named `push`); accepted for
+    /// seed compatibility.
+    pub push: PushConfig,
+}
+
+/// Push settings (seed shape). hearth ships no push provider: implement
+/// `NotificationChannel` with the name `push` and register it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Informational; a registered `push` channel is what enables push.
+    pub enabled: bool,
+    /// Provider name, for the registered channel's own use.
+    pub provider: Option<String>,
+    /// Credentials file, for the registered channel's own use.
+    pub credentials: Option<String>,
 }
 
 /// A channel that can only be switched on or off.
@@ -64,24 +89,47 @@ pub struct EmailConfig {
     pub smtp_url: Option<String>,
     /// The From address. Env: `EMAIL_FROM`.
     pub from: String,
+    /// `smtp` (use `smtp_url`) or `sendgrid` (SendGrid's SMTP relay with `api_key`).
+    pub provider: String,
+    /// API key for `provider: sendgrid` (sent as the SMTP password).
+    pub api_key: Option<String>,
+    /// Attempts per email before the delivery is recorded as failed.
+    pub max_attempts: u32,
 }
 
 impl Default for EmailConfig {
     fn default() -> Self {
-        EmailConfig { enabled: true, smtp_url: None, from: "hearth@localhost".into() }
+        EmailConfig {
+            enabled: true,
+            smtp_url: None,
+            from: "hearth@localhost".into(),
+            provider: "smtp".into(),
+            api_key: None,
+            max_attempts: 5,
+        }
     }
 }
 
 /// Webhook channel settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookChannelConfig {
     /// Whether the channel is available.
     pub enabled: bool,
     /// Where notification webhooks are POSTed.
     pub url: Option<String>,
-    /// HMAC secret for the signature header.
+    /// HMAC-SHA256 secret for the `X-Hearth-Signature` header.
     pub secret: Option<String>,
+    /// Attempts per notification before the delivery is recorded as failed.
+    pub max_attempts: u32,
+    /// Request timeout in seconds.
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebhookChannelConfig {
+    fn default() -> Self {
+        WebhookChannelConfig { enabled: false, url: None, secret: None, max_attempts: 5, timeout_seconds: 10 }
+    }
 }
 
 /// Persistence and retention of in-app notifications.
@@ -92,11 +140,13 @@ pub struct PersistenceConfig {
     pub enabled: bool,
     /// Retention in seconds.
     pub retention: RetentionConfig,
+    /// Seconds between retention sweeps.
+    pub sweep_interval_seconds: u64,
 }
 
 impl Default for PersistenceConfig {
     fn default() -> Self {
-        PersistenceConfig { enabled: true, retention: RetentionConfig::default() }
+        PersistenceConfig { enabled: true, retention: RetentionConfig::default(), sweep_interval_seconds: 3600 }
     }
 }
 
