@@ -494,3 +494,6 @@ fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
 fn tags_arc(tags: &[String]) -> Option<Arc<[String]>> {
     (!tags.is_empty()).then(|| Arc::from(tags))
 }
+
+#[cfg(test)]
+mod tests;
