@@ -150,6 +150,11 @@ impl Feed {
         self.all = false;
     }
 
+    /// Number of ids subscribed individually.
+    pub fn subscription_count(&self) -> usize {
+        self.ids.len()
+    }
+
     /// Number of queued items (for tests and metrics).
     pub fn queued(&self) -> usize {
         self.queue.len()

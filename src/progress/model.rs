@@ -130,15 +130,19 @@ impl<'de> Deserialize<'de> for StageSpec {
     }
 }
 
-/// A request to create a progress.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A request to create a progress (`POST /api/progress`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NewProgress {
-    /// The id to use (e.g. a job or file id); generated (UUID v7) when absent.
+    /// The id to use (e.g. a job or file id; letters, digits, `-_.:@`, up to 200
+    /// characters); generated (UUID v7) when absent.
     pub id: Option<String>,
-    /// The stages in order; may be empty (then the progress has a single implicit stage).
+    /// The stages in order, each a name or `{"name", "weight"}`; may be empty (then the
+    /// progress is one implicit stage and `stage` is null).
+    #[schema(value_type = Vec<StageInput>)]
     pub stages: Vec<StageSpec>,
-    /// Application data kept with the progress; must be a JSON object (or null).
+    /// Application data kept with the progress; a JSON object (or null).
+    #[schema(value_type = Option<Object>)]
     pub metadata: serde_json::Value,
 }
 
@@ -156,7 +160,8 @@ impl NewProgress {
 }
 
 /// A percent update, as `PATCH /api/progress/{id}` carries it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProgressUpdate {
     /// Percent within the (new) current stage, 0–100. When absent the stage must change,
     /// and the percent of the new stage starts at 0.
