@@ -1,9 +1,297 @@
-//! HTTP routes of the jobs module. SKELETON: filled in by the module's issue.
+//! HTTP routes of the job queue: enqueue, read, list, cancel and retry jobs; queue
+//! control; recurring schedules; and the worker protocol for external workers
+//! (claim / heartbeat / complete / fail).
+//!
+//! Listing is newest first; the next page's cursor is returned both in the body
+//! (`next_cursor`) and in the `X-Next-Cursor` header, and is passed back as `?cursor=`.
+//! Every route needs a service credential (API key, or auth off); user tokens get 403.
 
 use super::AppState;
-use utoipa_axum::router::OpenApiRouter;
+use super::auth::Principal;
+use super::error::{ApiResult, Json, Query, parse_json};
+use crate::error::{ApiError, ErrorCode};
+use crate::jobs::{ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, ListQuery, QueueInfo, Schedule, ScheduleRequest};
+use axum::{
+    Extension,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of the jobs module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(enqueue, list))
+        .routes(routes!(enqueue_batch))
+        .routes(routes!(claim))
+        .routes(routes!(get_job, cancel))
+        .routes(routes!(retry))
+        .routes(routes!(heartbeat))
+        .routes(routes!(complete))
+        .routes(routes!(fail))
+        .routes(routes!(queues))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(put_schedule, list_schedules))
+        .routes(routes!(get_schedule, delete_schedule))
+}
+
+/// Parses an optional JSON body: empty means all defaults.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) { Ok(T::default()) } else { parse_json(body) }
+}
+
+fn service(p: &Principal) -> ApiResult<()> {
+    if p.is_service() { Ok(()) } else { Err(ApiError::new(ErrorCode::Forbidden, "the job queue needs an API key")) }
+}
+
+/// `{"success": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    /// Always true.
+    pub success: bool,
+}
+
+/// Enqueues a job. Durable when answered. 201 for a new job, 200 when a unique key or a
+/// caller-chosen id matched an existing job (`existing: true`).
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = EnqueueRequest,
+    responses((status = 201, body = Enqueued), (status = 200, body = Enqueued, description = "existing job"),
+        (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+async fn enqueue(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<EnqueueRequest>) -> ApiResult<Response> {
+    service(&p)?;
+    let e = s.jobs.enqueue(req).await?;
+    let code = if e.existing { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((code, axum::Json(e)).into_response())
+}
+
+/// Enqueues a list of jobs in one durable write (all or none). Errors name the index:
+/// `[3].priority`.
+#[utoipa::path(post, path = "/api/jobs/batch", tag = "jobs", request_body = Vec<EnqueueRequest>,
+    responses((status = 201, body = Vec<Enqueued>), (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+async fn enqueue_batch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(reqs): Json<Vec<EnqueueRequest>>,
+) -> ApiResult<Response> {
+    service(&p)?;
+    let out = s.jobs.enqueue_batch(reqs).await?;
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
+}
+
+/// Lists jobs newest first. The next page's cursor is in `next_cursor` and the
+/// `X-Next-Cursor` header. `status=dead` is the dead-letter view.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobList, headers(("x-next-cursor" = String, description = "cursor of the next page"))),
+        (status = 400, body = crate::error::ErrorBody)))]
+async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    service(&p)?;
+    let page = s.jobs.list(q).await.map_err(query_error)?;
+    let mut resp = axum::Json(&page).into_response();
+    if let Some(c) = &page.next_cursor
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        resp.headers_mut().insert("x-next-cursor", v);
+    }
+    Ok(resp)
+}
+
+/// Validation errors of query parameters are `invalid_query`.
+fn query_error(e: crate::jobs::JobError) -> ApiError {
+    match e {
+        crate::jobs::JobError::Invalid { field, message } => ApiError::invalid_query(field, message),
+        e => e.into(),
+    }
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Job), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_job(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Job>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.get_status(&id).await?))
+}
+
+/// Cancels a job: a waiting job is cancelled at once; a running one is signalled and ends
+/// `cancelled` when its run ends. 409 for a completed or dead job.
+#[utoipa::path(delete, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Success), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn cancel(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Success>> {
+    service(&p)?;
+    s.jobs.cancel(&id).await?;
+    Ok(axum::Json(Success { success: true }))
+}
+
+/// Runs a failed job now, or revives a dead (or cancelled) one with its attempts reset.
+#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Job), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn retry(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Job>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.retry(&id).await?))
+}
+
+/// Claims ready jobs for an external worker: running, most urgent first, never before
+/// their run_at, never from a paused queue. With `wait_ms` it long-polls (woken by the
+/// enqueue, no polling).
+#[utoipa::path(post, path = "/api/jobs/claim", tag = "jobs", request_body = ClaimRequest,
+    responses((status = 200, body = Vec<Job>), (status = 400, body = crate::error::ErrorBody)))]
+async fn claim(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<ClaimRequest>) -> ApiResult<axum::Json<Vec<Job>>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.claim(req).await?))
+}
+
+/// Body of `POST /api/jobs/{id}/heartbeat`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The claiming worker (checked when given).
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// Progress percent 0–100, reported to the progress module under the job id.
+    #[serde(default)]
+    pub progress: Option<f64>,
+    /// Stage name for the progress.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// New lease length from now (default: the claim's lease length).
+    #[serde(default)]
+    pub lease_seconds: Option<u64>,
+}
+
+/// Extends a running job's lease; says whether the job was cancelled.
+#[utoipa::path(post, path = "/api/jobs/{id}/heartbeat", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    request_body = HeartbeatRequest,
+    responses((status = 200, body = HeartbeatAck), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn heartbeat(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<HeartbeatAck>> {
+    service(&p)?;
+    let req: HeartbeatRequest = optional_body(&body)?;
+    let progress = req.progress.map(|v| (v, req.stage.as_deref()));
+    Ok(axum::Json(s.jobs.heartbeat(&id, req.worker_id.as_deref(), req.lease_seconds, progress).await?))
+}
+
+/// Body of `POST /api/jobs/{id}/complete`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The job's result.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// The claiming worker (checked when given).
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+/// Completes a running job. Durable when answered.
+#[utoipa::path(post, path = "/api/jobs/{id}/complete", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    request_body = CompleteRequest,
+    responses((status = 200, body = Job), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody)))]
+async fn complete(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<Job>> {
+    service(&p)?;
+    let req: CompleteRequest = optional_body(&body)?;
+    Ok(axum::Json(s.jobs.complete(&id, req.worker_id.as_deref(), req.result).await?))
+}
+
+/// Body of `POST /api/jobs/{id}/fail`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    /// What went wrong.
+    pub error: String,
+    /// False makes the job dead at once (default true: retry while attempts remain).
+    #[serde(default)]
+    pub retry: Option<bool>,
+    /// The claiming worker (checked when given).
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+/// Fails a running job's attempt. Durable when answered.
+#[utoipa::path(post, path = "/api/jobs/{id}/fail", tag = "jobs", params(("id" = String, Path, description = "job id")),
+    request_body = FailRequest,
+    responses((status = 200, body = Job), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+async fn fail(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(req): Json<FailRequest>,
+) -> ApiResult<axum::Json<Job>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.fail(&id, req.worker_id.as_deref(), &req.error, req.retry.unwrap_or(true)).await?))
+}
+
+/// Every queue: counts per status, completions in the last minute, oldest waiting age.
+#[utoipa::path(get, path = "/api/queues", tag = "jobs", responses((status = 200, body = Vec<QueueInfo>)))]
+async fn queues(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<axum::Json<Vec<QueueInfo>>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.queues()))
+}
+
+/// Pauses a queue: claims skip it until resumed (durable).
+#[utoipa::path(post, path = "/api/queues/{queue}/pause", tag = "jobs", params(("queue" = String, Path, description = "queue name")),
+    responses((status = 200, body = QueueInfo), (status = 400, body = crate::error::ErrorBody)))]
+async fn pause(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(queue): Path<String>) -> ApiResult<axum::Json<QueueInfo>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.set_paused(&queue, true).await?))
+}
+
+/// Resumes a paused queue.
+#[utoipa::path(post, path = "/api/queues/{queue}/resume", tag = "jobs", params(("queue" = String, Path, description = "queue name")),
+    responses((status = 200, body = QueueInfo), (status = 400, body = crate::error::ErrorBody)))]
+async fn resume(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(queue): Path<String>) -> ApiResult<axum::Json<QueueInfo>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.set_paused(&queue, false).await?))
+}
+
+/// Creates or replaces a recurring schedule (cron with timezone).
+#[utoipa::path(post, path = "/api/schedules", tag = "jobs", request_body = ScheduleRequest,
+    responses((status = 201, body = Schedule), (status = 400, body = crate::error::ErrorBody)))]
+async fn put_schedule(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<ScheduleRequest>,
+) -> ApiResult<Response> {
+    service(&p)?;
+    let sched = s.jobs.put_schedule(req).await?;
+    Ok((StatusCode::CREATED, axum::Json(sched)).into_response())
+}
+
+/// Every schedule.
+#[utoipa::path(get, path = "/api/schedules", tag = "jobs", responses((status = 200, body = Vec<Schedule>)))]
+async fn list_schedules(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<axum::Json<Vec<Schedule>>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.schedules()))
+}
+
+/// One schedule.
+#[utoipa::path(get, path = "/api/schedules/{name}", tag = "jobs", params(("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = Schedule), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_schedule(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> ApiResult<axum::Json<Schedule>> {
+    service(&p)?;
+    Ok(axum::Json(s.jobs.schedule(&name)?))
+}
+
+/// Deletes a schedule (jobs it enqueued are unaffected).
+#[utoipa::path(delete, path = "/api/schedules/{name}", tag = "jobs", params(("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = Success), (status = 404, body = crate::error::ErrorBody)))]
+async fn delete_schedule(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> ApiResult<axum::Json<Success>> {
+    service(&p)?;
+    s.jobs.delete_schedule(&name).await?;
+    Ok(axum::Json(Success { success: true }))
 }
