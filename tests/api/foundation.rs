@@ -265,3 +265,71 @@ fn acknowledged_writes_survive_sigkill() {
     }
     assert!(total_acked > 100, "the probe acknowledged too few writes ({total_acked}) for the test to mean anything");
 }
+
+/// A receiver that records every webhook request and answers 500 to the first one.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Vec<u8>)>) {
+    use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            let calls = calls.clone();
+            async move {
+                let _ = tx.send((headers, body.to_vec()));
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_retried_with_a_stable_delivery_id() {
+    let (url, mut rx) = webhook_receiver().await;
+    let secret = "whsec-0123456789";
+    let s = TestServer::start_with(|c| {
+        c.webhooks = vec![hearth::config::WebhookConfig { url: url.clone(), events: vec!["job.completed".into()], secret: secret.into() }];
+    })
+    .await;
+    // An external worker runs a job through the worker protocol.
+    let (st, enq) = s.post("/api/jobs", json!({"name": "external.task", "payload": {"n": 1}, "queue": "ext"})).await;
+    assert_eq!(st, 200, "{enq}");
+    let job_id = enq["job_id"].as_str().unwrap().to_string();
+    let (st, claimed) = s.post("/api/jobs/claim", json!({"queues": ["ext"], "worker_id": "w1", "max": 1, "lease_seconds": 30})).await;
+    assert_eq!(st, 200, "{claimed}");
+    assert_eq!(claimed[0]["id"], job_id.as_str());
+    let (st, done) = s.post(&format!("/api/jobs/{job_id}/complete"), json!({"result": {"ok": true}, "worker_id": "w1"})).await;
+    assert_eq!(st, 200, "{done}");
+
+    let mut deliveries = Vec::new();
+    for _ in 0..2 {
+        let got = tokio::time::timeout(Duration::from_secs(15), rx.recv()).await.expect("webhook delivered in time").unwrap();
+        deliveries.push(got);
+    }
+    let (h1, b1) = &deliveries[0];
+    let (h2, b2) = &deliveries[1];
+    assert_eq!(h1["x-hearth-event"], "job.completed");
+    assert_eq!(h1["x-hearth-delivery"], h2["x-hearth-delivery"], "a retry keeps the delivery id");
+    assert_eq!(b1, b2, "a retry sends the same body");
+    let body: serde_json::Value = serde_json::from_slice(b2).unwrap();
+    assert_eq!(body["event"], "job.completed");
+    assert_eq!(body["data"]["id"], job_id.as_str());
+    // Verify the signature as a receiver would: HMAC-SHA256(secret, "<timestamp>.<body>").
+    use hmac::{Hmac, Mac};
+    let ts = h2["x-hearth-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(b2);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(h2["x-hearth-signature"].to_str().unwrap(), expected);
+}
