@@ -73,6 +73,49 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Why a signed POST did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// Network error, timeout, 408, 429 or 5xx: try again later.
+    Retry(String),
+    /// Any other non-2xx answer: the receiver refused it for good.
+    Rejected(String),
+}
+
+/// Sends one signed webhook request (the headers and retry classification described in
+/// the module doc) and returns the 2xx status. Every hearth webhook goes through here.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    event: &str,
+    delivery_id: &str,
+    secret: Option<&str>,
+    body: Vec<u8>,
+) -> Result<u16, PostError> {
+    let ts = chrono::Utc::now().timestamp();
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hearth-event", event)
+        .header("x-hearth-delivery", delivery_id)
+        .header("x-hearth-timestamp", ts.to_string());
+    if let Some(s) = secret.filter(|s| !s.is_empty()) {
+        req = req.header("x-hearth-signature", signature(s, ts, &body));
+    }
+    match req.body(body).send().await {
+        Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+        Ok(r) => {
+            let st = r.status().as_u16();
+            if st == 408 || st == 429 || st >= 500 {
+                Err(PostError::Retry(format!("receiver answered {st}")))
+            } else {
+                Err(PostError::Rejected(format!("receiver rejected the delivery with {st}")))
+            }
+        }
+        Err(e) => Err(PostError::Retry(format!("request failed: {e}"))),
+    }
+}
+
 /// Enqueues one signed delivery of `data` as event `event` to `target`; returns the
 /// delivery id. Durable once this returns.
 pub async fn enqueue_delivery(
@@ -191,27 +234,10 @@ async fn deliver(
         }
     };
     let body = serde_json::to_vec(&d.body).expect("json body");
-    let ts = chrono::Utc::now().timestamp();
-    let mut req = client
-        .post(&d.url)
-        .header("content-type", "application/json")
-        .header("x-hearth-event", &d.event)
-        .header("x-hearth-delivery", &id)
-        .header("x-hearth-timestamp", ts.to_string());
-    if let Some(s) = secret.as_deref().filter(|s| !s.is_empty()) {
-        req = req.header("x-hearth-signature", signature(s, ts, &body));
-    }
-    let outcome = match req.body(body).send().await {
-        Ok(r) if r.status().is_success() => Ok(serde_json::json!({"status": r.status().as_u16()})),
-        Ok(r) => {
-            let st = r.status().as_u16();
-            if st == 408 || st == 429 || st >= 500 {
-                Err(JobFailure::retry(format!("receiver answered {st}")))
-            } else {
-                Err(JobFailure::fatal(format!("receiver rejected the delivery with {st}")))
-            }
-        }
-        Err(e) => Err(JobFailure::retry(format!("request failed: {e}"))),
+    let outcome = match post_signed(&client, &d.url, &d.event, &id, secret.as_deref(), body).await {
+        Ok(status) => Ok(serde_json::json!({ "status": status })),
+        Err(PostError::Retry(m)) => Err(JobFailure::retry(m)),
+        Err(PostError::Rejected(m)) => Err(JobFailure::fatal(m)),
     };
     let label = if outcome.is_ok() { "delivered" } else { "failed" };
     metrics::counter!("hearth_webhook_deliveries_total", "outcome" => label).increment(1);
