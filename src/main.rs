@@ -18,6 +18,8 @@ enum Command {
     Serve(ConfigArgs),
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig(ConfigArgs),
+    /// Render a transcript or document JSON file to txt, json, srt, vtt, md, docx or pdf (no server needed).
+    Export(hearth::export::cli::ExportArgs),
     /// Durability probe for the crash test: writes through the store, printing each ack.
     #[command(hide = true)]
     StoreProbe {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => args.load().and_then(serve),
         Command::CheckConfig(args) => args.load().map(|c| print!("{}", c.redacted_yaml())),
+        Command::Export(args) => hearth::export::cli::run(args),
         Command::StoreProbe { data_dir, tag, writers, limit } => store_probe(&data_dir, &tag, writers, limit),
     };
     match result {

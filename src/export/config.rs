@@ -16,8 +16,11 @@ pub struct ExportConfig {
     /// Font file for PDF output (a Unicode TrueType font); when unset hearth searches
     /// `templates/fonts/` and the common system font directories.
     pub pdf_font: Option<String>,
-    /// Directory of export templates.
+    /// Directory of export templates (`<format>/<name>.j2`); built-in defaults are used
+    /// for files it does not have.
     pub template_dir: String,
+    /// Directory searched for a PDF font when `pdf_font` is unset (see `templates/fonts/README.md`).
+    pub font_dir: String,
 }
 
 impl Default for ExportConfig {
@@ -28,6 +31,7 @@ impl Default for ExportConfig {
             jobs: ExportJobsConfig::default(),
             pdf_font: None,
             template_dir: "./templates/exports".into(),
+            font_dir: "./templates/fonts".into(),
         }
     }
 }
@@ -75,7 +79,7 @@ pub struct FormatConfig {
     pub enabled: bool,
     /// JSON only: pretty-print.
     pub pretty: bool,
-    /// docx/pdf: template directory.
+    /// Directory searched first for this format's templates (`<dir>/<name>.j2`).
     pub template_dir: Option<String>,
 }
 
@@ -93,10 +97,12 @@ pub struct ExportJobsConfig {
     pub timeout: u64,
     /// Largest output file in bytes.
     pub max_size: u64,
+    /// Most sources in one batch export.
+    pub max_batch: usize,
 }
 
 impl Default for ExportJobsConfig {
     fn default() -> Self {
-        ExportJobsConfig { timeout: 300, max_size: 1_073_741_824 }
+        ExportJobsConfig { timeout: 300, max_size: 1_073_741_824, max_batch: 100 }
     }
 }

@@ -35,14 +35,20 @@ pub fn valid_name(name: &str) -> bool {
 impl Templates {
     /// Templates from `dir` (when given and present), falling back to the built-ins.
     pub fn new(dir: Option<PathBuf>) -> Self {
+        Self::with_format_dirs(dir, std::collections::BTreeMap::new())
+    }
+
+    /// As [`Templates::new`], with per-format directories (`export.formats.<f>.template_dir`)
+    /// searched first: `<format dir>/<name>.j2`.
+    pub fn with_format_dirs(dir: Option<PathBuf>, format_dirs: std::collections::BTreeMap<String, PathBuf>) -> Self {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(true);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_loader(move |name: &str| {
-            if let Some(dir) = &dir {
-                let path = dir.join(name);
+            let per_format = name.split_once('/').and_then(|(f, rest)| format_dirs.get(f).map(|d| d.join(rest)));
+            for path in per_format.into_iter().chain(dir.as_ref().map(|d| d.join(name))) {
                 match std::fs::read_to_string(&path) {
                     Ok(s) => return Ok(Some(s)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

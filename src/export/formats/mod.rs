@@ -28,6 +28,8 @@ pub struct FormatSpec {
     pub content_type: &'static str,
     /// File extension without the dot.
     pub extension: &'static str,
+    /// True when the format needs timed segments (a transcript), like srt and vtt.
+    pub timed: bool,
     /// The formatter.
     pub render: RenderFn,
 }
@@ -40,18 +42,18 @@ impl std::fmt::Debug for FormatSpec {
 
 /// The built-in formats. Custom ones are added with [`crate::export::ExportService::register_format`].
 pub const BUILTIN: &[FormatSpec] = &[
-    FormatSpec { name: "txt", content_type: "text/plain; charset=utf-8", extension: "txt", render: txt::render },
-    FormatSpec { name: "json", content_type: "application/json", extension: "json", render: json::render },
-    FormatSpec { name: "srt", content_type: "application/x-subrip; charset=utf-8", extension: "srt", render: srt::render },
-    FormatSpec { name: "vtt", content_type: "text/vtt; charset=utf-8", extension: "vtt", render: vtt::render },
-    FormatSpec { name: "md", content_type: "text/markdown; charset=utf-8", extension: "md", render: md::render },
+    FormatSpec { name: "txt", content_type: "text/plain; charset=utf-8", extension: "txt", timed: false, render: txt::render },
+    FormatSpec { name: "json", content_type: "application/json", extension: "json", timed: false, render: json::render },
+    FormatSpec { name: "srt", content_type: "application/x-subrip; charset=utf-8", extension: "srt", timed: true, render: srt::render },
+    FormatSpec { name: "vtt", content_type: "text/vtt; charset=utf-8", extension: "vtt", timed: true, render: vtt::render },
+    FormatSpec { name: "md", content_type: "text/markdown; charset=utf-8", extension: "md", timed: false, render: md::render },
     FormatSpec {
         name: "docx",
         content_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         extension: "docx",
-        render: docx::render,
+        timed: false, render: docx::render,
     },
-    FormatSpec { name: "pdf", content_type: "application/pdf", extension: "pdf", render: pdf::render },
+    FormatSpec { name: "pdf", content_type: "application/pdf", extension: "pdf", timed: false, render: pdf::render },
 ];
 
 /// Looks a built-in format up by name.
