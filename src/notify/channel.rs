@@ -24,6 +24,8 @@ pub enum DeliveryMode {
     Queued {
         /// Attempts before giving up.
         max_attempts: u32,
+        /// Base of the exponential retry delay, milliseconds (jittered, capped at 1 h).
+        retry_base_ms: u64,
     },
 }
 
@@ -56,7 +58,7 @@ pub trait NotificationChannel: Send + Sync + 'static {
 
     /// Inline or queued; custom channels are queued.
     fn mode(&self) -> DeliveryMode {
-        DeliveryMode::Queued { max_attempts: 5 }
+        DeliveryMode::Queued { max_attempts: 5, retry_base_ms: 1000 }
     }
 
     /// Checks at send time that this channel can reach the user (e.g. the email channel

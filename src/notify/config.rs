@@ -84,8 +84,9 @@ impl Default for ToggleConfig {
 pub struct EmailConfig {
     /// Whether the channel is available.
     pub enabled: bool,
-    /// `smtp://user:pass@host:587` (STARTTLS when offered), `smtps://` (implicit TLS), or
-    /// `smtp://host:port?tls=none` for a plain local relay. Env: `SMTP_URL`.
+    /// `smtp://user:pass@host:587` (STARTTLS required), `smtps://` (implicit TLS),
+    /// `?tls=opportunistic` (STARTTLS when offered) or `?tls=none` (plain, local relays and
+    /// tests only); `?timeout=SECONDS`. Env: `SMTP_URL`. See `notify::email`.
     pub smtp_url: Option<String>,
     /// The From address. Env: `EMAIL_FROM`.
     pub from: String,
@@ -95,6 +96,8 @@ pub struct EmailConfig {
     pub api_key: Option<String>,
     /// Attempts per email before the delivery is recorded as failed.
     pub max_attempts: u32,
+    /// Base of the exponential retry delay in milliseconds (jittered, capped at 1 hour).
+    pub retry_base_ms: u64,
 }
 
 impl Default for EmailConfig {
@@ -106,6 +109,7 @@ impl Default for EmailConfig {
             provider: "smtp".into(),
             api_key: None,
             max_attempts: 5,
+            retry_base_ms: 2000,
         }
     }
 }
@@ -124,11 +128,13 @@ pub struct WebhookChannelConfig {
     pub max_attempts: u32,
     /// Request timeout in seconds.
     pub timeout_seconds: u64,
+    /// Base of the exponential retry delay in milliseconds (jittered, capped at 1 hour).
+    pub retry_base_ms: u64,
 }
 
 impl Default for WebhookChannelConfig {
     fn default() -> Self {
-        WebhookChannelConfig { enabled: false, url: None, secret: None, max_attempts: 5, timeout_seconds: 10 }
+        WebhookChannelConfig { enabled: false, url: None, secret: None, max_attempts: 5, timeout_seconds: 10, retry_base_ms: 2000 }
     }
 }
 

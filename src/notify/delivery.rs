@@ -16,7 +16,7 @@ use super::channel::{DeliveryError, DeliveryInput, DeliveryMode};
 use super::model::{Delivery, DeliveryState, EMAIL, Notification, WEBHOOK};
 use super::store;
 use super::{Inner, Notifications, TOPIC_DELIVERY, metrics};
-use crate::jobs::{EnqueueRequest, Job, JobContext, JobFailure, JobHooks, JobStatus};
+use crate::jobs::{Backoff, EnqueueRequest, Job, JobContext, JobFailure, JobHooks, JobStatus};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Weak};
 
@@ -105,14 +105,15 @@ impl Notifications {
             let mut reqs = Vec::new();
             for (id, channels) in chunk {
                 for channel in channels {
-                    let max_attempts = match self.inner.channels.get(channel).map(|c| c.mode()) {
-                        Some(DeliveryMode::Queued { max_attempts }) => max_attempts,
-                        _ => 1,
+                    let (max_attempts, retry_base_ms) = match self.inner.channels.get(channel).map(|c| c.mode()) {
+                        Some(DeliveryMode::Queued { max_attempts, retry_base_ms }) => (max_attempts.max(1), retry_base_ms),
+                        _ => (1, 1000),
                     };
                     let payload = Payload { notification_id: id.clone(), channel: channel.clone(), max_attempts };
                     reqs.push(EnqueueRequest {
                         id: Some(format!("notify-{id}-{channel}")),
                         max_attempts: Some(max_attempts),
+                        backoff: Some(Backoff { base_ms: retry_base_ms.max(1), ..Backoff::default() }),
                         ..EnqueueRequest::new(job_name(channel), serde_json::to_value(&payload).unwrap_or_default())
                     });
                 }

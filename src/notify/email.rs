@@ -160,6 +160,7 @@ impl SmtpSettings {
 pub struct EmailChannel {
     state: Result<(AsyncSmtpTransport<Tokio1Executor>, Mailbox), String>,
     max_attempts: u32,
+    retry_base_ms: u64,
 }
 
 impl EmailChannel {
@@ -176,7 +177,7 @@ impl EmailChannel {
         {
             tracing::error!(error = %e, "email channel disabled");
         }
-        EmailChannel { state, max_attempts: cfg.max_attempts.max(1) }
+        EmailChannel { state, max_attempts: cfg.max_attempts.max(1), retry_base_ms: cfg.retry_base_ms }
     }
 }
 
@@ -192,7 +193,7 @@ impl NotificationChannel for EmailChannel {
     }
 
     fn mode(&self) -> DeliveryMode {
-        DeliveryMode::Queued { max_attempts: self.max_attempts }
+        DeliveryMode::Queued { max_attempts: self.max_attempts, retry_base_ms: self.retry_base_ms }
     }
 
     fn check(&self, prefs: &Preferences) -> Result<(), NotifyError> {

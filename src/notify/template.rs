@@ -83,23 +83,26 @@ impl Templates {
             }
             Err(e) => return Err(NotifyError::invalid("template", format!("template {path} is invalid: {e}"))),
         };
-        let mut missing: Vec<String> = tmpl
-            .undeclared_variables(false)
-            .into_iter()
-            .filter(|v| ctx.get_attr(v).map(|x| x.is_undefined()).unwrap_or(true) && !self.env.globals().any(|(g, _)| g == v))
-            .collect();
-        if !missing.is_empty() {
-            missing.sort();
-            return Err(NotifyError::invalid(
-                format!("data.{}", missing[0]),
-                format!("template {path} uses undefined variable(s): {}", missing.join(", ")),
-            ));
+        match tmpl.render(ctx) {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => {
+                let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
+                let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+                // Name the variable when a top-level one is missing (guarded optional
+                // variables such as `{% if x is defined %}` render fine and never get here).
+                let mut missing: Vec<String> = tmpl
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| ctx.get_attr(v).map(|x| x.is_undefined()).unwrap_or(true) && !self.env.globals().any(|(g, _)| g == v))
+                    .collect();
+                missing.sort();
+                let field = match (e.kind(), missing.first()) {
+                    (ErrorKind::UndefinedError, Some(m)) => format!("data.{m}"),
+                    _ => "data".to_string(),
+                };
+                Err(NotifyError::invalid(field, format!("template {path}{line} failed: {}{detail}", e.kind())))
+            }
         }
-        tmpl.render(ctx).map(Some).map_err(|e| {
-            let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-            let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
-            NotifyError::invalid("data", format!("template {path}{line} failed: {}{detail}", e.kind()))
-        })
     }
 }
 
@@ -185,6 +188,19 @@ mod tests {
         let ok = tpl.render(&req(Some("deep"), serde_json::json!({"order": {"total": 5}}))).unwrap();
         assert_eq!(ok.text, "5");
         assert_eq!(ok.html, None);
+    }
+
+    #[test]
+    fn shipped_export_ready_template_renders_and_guards_optional_variables() {
+        let t = Templates::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/notifications"));
+        let data = serde_json::json!({"filename": "a&b.pdf", "format": "pdf", "download_url": "https://h/d/1"});
+        let r = t.render(&req(Some("export_ready"), data)).unwrap();
+        assert_eq!(r.subject, "Your export a&b.pdf is ready");
+        assert!(r.text.contains("PDF export \"a&b.pdf\"") && r.text.contains("https://h/d/1") && !r.text.contains("expires"), "{}", r.text);
+        let html = r.html.unwrap();
+        assert!(html.contains("<strong>a&amp;b.pdf</strong>") && !html.contains("expires"), "{html}");
+        let e = t.render(&req(Some("export_ready"), serde_json::json!({"filename": "x", "format": "pdf"}))).unwrap_err();
+        assert!(matches!(&e, NotifyError::Invalid { field, .. } if field == "data.download_url"), "{e}");
     }
 
     #[test]

@@ -1,29 +1,28 @@
 //! The webhook channel: a signed JSON POST of the notification to the configured URL, sent
 //! by the `notify.webhook` job with retries.
 //!
-//! Request: `POST <url>` with body `{"event": "notification.created", "notification": {...}}`
-//! and headers `X-Hearth-Event`, `X-Hearth-Delivery` (the notification id, stable across
-//! retries so receivers can de-duplicate), `X-Hearth-Timestamp` (Unix seconds) and, when a
-//! secret is configured, `X-Hearth-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+//! The request has the same shape and signature as every hearth webhook (see
+//! [`crate::webhooks`]): `POST <url>` with body `{"id", "event": "notification.created",
+//! "created_at", "data": {"notification": {...}}}` and headers `X-Hearth-Event`,
+//! `X-Hearth-Delivery` (the notification id, stable across retries so receivers can
+//! de-duplicate), `X-Hearth-Timestamp` (Unix seconds) and, when a secret is configured,
+//! `X-Hearth-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 //! 2xx is success; 408, 429 and 5xx are retried; any other status is permanent.
+//!
+//! It runs as its own `notify.webhook` job rather than through
+//! `crate::webhooks::enqueue_delivery` so that the outcome is recorded in the
+//! notification's per-channel delivery state.
 
 use super::channel::{DeliveryError, DeliveryInput, DeliveryMode, NotificationChannel};
 use super::config::WebhookChannelConfig;
 use super::error::NotifyError;
 use super::model::Preferences;
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::time::Duration;
 
-/// The signature header value for `body` sent at `timestamp`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+/// The signature header value for a body sent at a timestamp (shared with every hearth
+/// webhook; re-exported for callers that verified notification webhooks through here).
+pub use crate::webhooks::signature;
 
 /// The webhook channel.
 pub struct WebhookChannel {
@@ -31,6 +30,7 @@ pub struct WebhookChannel {
     secret: Option<String>,
     client: reqwest::Client,
     max_attempts: u32,
+    retry_base_ms: u64,
 }
 
 impl WebhookChannel {
@@ -42,6 +42,7 @@ impl WebhookChannel {
             secret: cfg.secret.clone(),
             client,
             max_attempts: cfg.max_attempts.max(1),
+            retry_base_ms: cfg.retry_base_ms,
         }
     }
 }
@@ -53,7 +54,7 @@ impl NotificationChannel for WebhookChannel {
     }
 
     fn mode(&self) -> DeliveryMode {
-        DeliveryMode::Queued { max_attempts: self.max_attempts }
+        DeliveryMode::Queued { max_attempts: self.max_attempts, retry_base_ms: self.retry_base_ms }
     }
 
     fn check(&self, _prefs: &Preferences) -> Result<(), NotifyError> {
@@ -65,8 +66,10 @@ impl NotificationChannel for WebhookChannel {
 
     async fn deliver(&self, input: DeliveryInput<'_>) -> Result<(), DeliveryError> {
         let url = self.url.as_deref().ok_or_else(|| DeliveryError::Fatal("no webhook URL configured".into()))?;
-        let body = serde_json::to_vec(&serde_json::json!({"event": "notification.created", "notification": input.notification}))
-            .map_err(|e| DeliveryError::Fatal(e.to_string()))?;
+        let n = input.notification;
+        let envelope =
+            serde_json::json!({"id": n.id, "event": "notification.created", "created_at": n.created_at, "data": {"notification": n}});
+        let body = serde_json::to_vec(&envelope).map_err(|e| DeliveryError::Fatal(e.to_string()))?;
         let ts = chrono::Utc::now().timestamp();
         let mut req = self
             .client
@@ -76,7 +79,7 @@ impl NotificationChannel for WebhookChannel {
             .header("X-Hearth-Delivery", input.notification.id.as_str())
             .header("X-Hearth-Timestamp", ts.to_string());
         if let Some(secret) = &self.secret {
-            req = req.header("X-Hearth-Signature", signature(secret, ts, &body));
+            req = req.header("X-Hearth-Signature", crate::webhooks::signature(secret, ts, &body));
         }
         let resp = req.body(body).send().await.map_err(|e| DeliveryError::Retry(format!("webhook POST failed: {e}")))?;
         let status = resp.status();
@@ -87,19 +90,5 @@ impl NotificationChannel for WebhookChannel {
         } else {
             Err(DeliveryError::Fatal(format!("webhook answered {status}")))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_is_hmac_of_timestamp_and_body() {
-        let s = signature("k", 1, b"{}");
-        assert!(s.starts_with("sha256="));
-        assert_eq!(s.len(), 7 + 64);
-        assert_ne!(s, signature("k", 2, b"{}"));
-        assert_ne!(s, signature("other", 1, b"{}"));
     }
 }
