@@ -3,7 +3,7 @@
 
 use super::record::{ExportJob, ExportStatus, Work};
 use super::request::{self, ExportCreated, ExportRequest};
-use super::{ExportError, ExportService, JOB, Source, batch, store, webhook};
+use super::{ExportError, ExportService, JOB, Source, batch, store};
 use crate::jobs::{EnqueueRequest, JobContext, JobFailure, JobStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -275,9 +275,8 @@ async fn finish(svc: &ExportService, rec: &ExportJob, secret: Option<String>) {
         }
     }
     if let Some(url) = &rec.webhook_url {
-        let body = json!({ "event": event, "export": data }).to_string();
-        let d = webhook::Delivery { url: url.clone(), secret, event: event.into(), export_id: rec.id.clone(), body };
-        if let Err(e) = webhook::enqueue(&inner.jobs, d).await {
+        let target = crate::webhooks::WebhookTarget { url: url.clone(), secret: secret.unwrap_or_default() };
+        if let Err(e) = crate::webhooks::enqueue_delivery(&inner.jobs, &inner.store, target, event, data).await {
             tracing::warn!(export = %rec.id, error = %e, "export webhook could not be enqueued");
         }
     }

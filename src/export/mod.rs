@@ -13,7 +13,8 @@
 //!   partial file; a failed export leaves no file.
 //! - **Completion** updates the record, runs the hooks, emits `export.completed` /
 //!   `export.failed` on the event bus, optionally notifies a user in-app and enqueues a
-//!   signed webhook callback ([`webhook`]).
+//!   signed webhook callback ([`crate::webhooks::enqueue_delivery`]; the event is the
+//!   topic, the export record the `data`).
 //! - **Batch**: several sources in one request are rendered to one zip.
 
 pub mod batch;
@@ -32,7 +33,6 @@ pub mod sources;
 pub mod storage;
 mod store;
 pub mod templates;
-pub mod webhook;
 
 pub use error::ExportError;
 pub use hooks::ExportHooks;
@@ -99,7 +99,7 @@ pub struct ListFilter {
 }
 
 impl ExportService {
-    /// Builds the service and registers the `export` and `export.webhook` job handlers.
+    /// Builds the service and registers the `export` job handler.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
@@ -133,7 +133,6 @@ impl ExportService {
         };
         let svc = ExportService { inner: Arc::new(inner) };
         job::register(&svc);
-        webhook::register(&svc.inner.jobs);
         svc
     }
 
