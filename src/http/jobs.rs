@@ -138,7 +138,11 @@ async fn retry(State(s): State<AppState>, Extension(p): Extension<Principal>, Pa
 /// enqueue, no polling).
 #[utoipa::path(post, path = "/api/jobs/claim", tag = "jobs", request_body = ClaimRequest,
     responses((status = 200, body = Vec<Job>), (status = 400, body = crate::error::ErrorBody)))]
-async fn claim(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<ClaimRequest>) -> ApiResult<axum::Json<Vec<Job>>> {
+async fn claim(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<ClaimRequest>,
+) -> ApiResult<axum::Json<Vec<Job>>> {
     service(&p)?;
     Ok(axum::Json(s.jobs.claim(req).await?))
 }
@@ -246,7 +250,11 @@ async fn queues(State(s): State<AppState>, Extension(p): Extension<Principal>) -
 /// Pauses a queue: claims skip it until resumed (durable).
 #[utoipa::path(post, path = "/api/queues/{queue}/pause", tag = "jobs", params(("queue" = String, Path, description = "queue name")),
     responses((status = 200, body = QueueInfo), (status = 400, body = crate::error::ErrorBody)))]
-async fn pause(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(queue): Path<String>) -> ApiResult<axum::Json<QueueInfo>> {
+async fn pause(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(queue): Path<String>,
+) -> ApiResult<axum::Json<QueueInfo>> {
     service(&p)?;
     Ok(axum::Json(s.jobs.set_paused(&queue, true).await?))
 }
@@ -254,7 +262,11 @@ async fn pause(State(s): State<AppState>, Extension(p): Extension<Principal>, Pa
 /// Resumes a paused queue.
 #[utoipa::path(post, path = "/api/queues/{queue}/resume", tag = "jobs", params(("queue" = String, Path, description = "queue name")),
     responses((status = 200, body = QueueInfo), (status = 400, body = crate::error::ErrorBody)))]
-async fn resume(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(queue): Path<String>) -> ApiResult<axum::Json<QueueInfo>> {
+async fn resume(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(queue): Path<String>,
+) -> ApiResult<axum::Json<QueueInfo>> {
     service(&p)?;
     Ok(axum::Json(s.jobs.set_paused(&queue, false).await?))
 }
@@ -282,7 +294,11 @@ async fn list_schedules(State(s): State<AppState>, Extension(p): Extension<Princ
 /// One schedule.
 #[utoipa::path(get, path = "/api/schedules/{name}", tag = "jobs", params(("name" = String, Path, description = "schedule name")),
     responses((status = 200, body = Schedule), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_schedule(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> ApiResult<axum::Json<Schedule>> {
+async fn get_schedule(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Schedule>> {
     service(&p)?;
     Ok(axum::Json(s.jobs.schedule(&name)?))
 }
@@ -290,7 +306,11 @@ async fn get_schedule(State(s): State<AppState>, Extension(p): Extension<Princip
 /// Deletes a schedule (jobs it enqueued are unaffected).
 #[utoipa::path(delete, path = "/api/schedules/{name}", tag = "jobs", params(("name" = String, Path, description = "schedule name")),
     responses((status = 200, body = Success), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_schedule(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> ApiResult<axum::Json<Success>> {
+async fn delete_schedule(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Success>> {
     service(&p)?;
     s.jobs.delete_schedule(&name).await?;
     Ok(axum::Json(Success { success: true }))

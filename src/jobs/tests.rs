@@ -1,1 +1,508 @@
-//! Unit tests of the job queue (see tests.rs).
+//! Unit tests of the job queue against a real store and a manual clock, plus a
+//! state-machine property test against an in-memory model.
+
+use super::config::JobQueueConfig;
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use crate::progress::{ProgressTracker, config::ProgressConfig};
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::json;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    clock: ManualClock,
+    q: JobQueue,
+}
+
+fn config() -> JobQueueConfig {
+    let mut c = JobQueueConfig::default();
+    c.workers.clear();
+    c
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
+        let q = build(&store, &clock, config());
+        Fixture { _dir: dir, store, clock, q }
+    }
+
+    /// Drops the queue's memory and rebuilds it from the store, as a restart does.
+    fn restart(&mut self) {
+        self.q = build(&self.store, &self.clock, config());
+    }
+
+    async fn claim(&self, max: usize) -> Vec<Job> {
+        self.q
+            .claim(ClaimRequest {
+                queues: vec!["default".into()],
+                worker_id: "w".into(),
+                names: None,
+                max: Some(max),
+                lease_seconds: Some(60),
+                wait_ms: None,
+            })
+            .await
+            .unwrap()
+    }
+}
+
+fn build(store: &Store, clock: &ManualClock, cfg: JobQueueConfig) -> JobQueue {
+    let clock: SharedClock = Arc::new(clock.clone());
+    let events = EventBus::default();
+    let progress = ProgressTracker::new(store.clone(), events.clone(), clock.clone(), ProgressConfig::default());
+    JobQueue::new(store.clone(), events, clock, progress, cfg)
+}
+
+fn req(priority: u8) -> EnqueueRequest {
+    EnqueueRequest {
+        priority: Some(priority),
+        backoff: Some(Backoff { kind: BackoffKind::Fixed, base_ms: 0, max_ms: 0, jitter: false }),
+        ..EnqueueRequest::new("t", json!({"p": priority}))
+    }
+}
+
+#[tokio::test]
+async fn claims_follow_priority_then_fifo_and_run_at() {
+    let f = Fixture::new();
+    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let b = f.q.enqueue(req(9)).await.unwrap().job_id;
+    let c = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let later = f.q.enqueue(EnqueueRequest { delay: Some(10.0), ..req(9) }).await.unwrap();
+    assert_eq!(later.status, JobStatus::Scheduled);
+    let got: Vec<String> = f.claim(10).await.into_iter().map(|j| j.id).collect();
+    assert_eq!(got, vec![b, a, c]);
+    assert!(f.claim(1).await.is_empty(), "a delayed job is never claimed before its run_at");
+    f.clock.advance(Duration::seconds(10));
+    let got = f.claim(1).await;
+    assert_eq!(got[0].id, later.job_id);
+    assert_eq!(got[0].status, JobStatus::Running);
+    assert_eq!(got[0].attempts, 1);
+}
+
+#[tokio::test]
+async fn failures_back_off_then_die_and_dead_jobs_can_be_retried() {
+    let f = Fixture::new();
+    let r = EnqueueRequest {
+        max_attempts: Some(2),
+        backoff: Some(Backoff { kind: BackoffKind::Fixed, base_ms: 5000, max_ms: 5000, jitter: false }),
+        ..req(5)
+    };
+    let id = f.q.enqueue(r).await.unwrap().job_id;
+    f.claim(1).await;
+    let j = f.q.fail(&id, Some("w"), "boom", true).await.unwrap();
+    assert_eq!(j.status, JobStatus::Failed);
+    assert_eq!(j.run_at, f.clock.now() + Duration::seconds(5));
+    assert!(f.claim(1).await.is_empty());
+    f.clock.advance(Duration::seconds(5));
+    assert_eq!(f.claim(1).await.len(), 1);
+    let j = f.q.fail(&id, Some("w"), "boom again", true).await.unwrap();
+    assert_eq!(j.status, JobStatus::Dead);
+    assert_eq!(j.errors.len(), 2);
+    assert_eq!(j.errors[1].attempt, 2);
+    let j = f.q.retry(&id).await.unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 0));
+    assert_eq!(f.claim(1).await[0].id, id);
+    // A fatal failure is dead at once.
+    let j = f.q.fail(&id, Some("w"), "fatal", false).await.unwrap();
+    assert_eq!(j.status, JobStatus::Dead);
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_job_with_its_attempt_counted() {
+    let f = Fixture::new();
+    let id = f.q.enqueue(EnqueueRequest { max_attempts: Some(2), ..req(5) }).await.unwrap().job_id;
+    f.claim(1).await;
+    f.clock.advance(Duration::seconds(61));
+    f.q.tick().await;
+    let j = f.q.get_status(&id).await.unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 1));
+    assert_eq!(f.q.complete(&id, Some("w"), None).await.unwrap_err().to_string(), format!("job {id} is pending, not running"));
+    f.claim(1).await;
+    f.clock.advance(Duration::seconds(61));
+    f.q.tick().await;
+    assert_eq!(f.q.get_status(&id).await.unwrap().status, JobStatus::Dead);
+}
+
+#[tokio::test]
+async fn heartbeats_extend_the_lease_and_carry_cancellation() {
+    let f = Fixture::new();
+    let id = f.q.enqueue(req(5)).await.unwrap().job_id;
+    f.claim(1).await;
+    f.clock.advance(Duration::seconds(50));
+    let ack = f.q.heartbeat(&id, Some("w"), None, None).await.unwrap();
+    assert!(!ack.cancel_requested);
+    assert!(matches!(f.q.heartbeat(&id, Some("other"), None, None).await, Err(JobError::Conflict(_))));
+    f.clock.advance(Duration::seconds(50));
+    f.q.tick().await;
+    assert_eq!(f.q.get_status(&id).await.unwrap().status, JobStatus::Running, "the heartbeat extended the lease");
+    let j = f.q.cancel(&id).await.unwrap();
+    assert_eq!(j.status, JobStatus::Running);
+    assert!(f.q.heartbeat(&id, Some("w"), None, None).await.unwrap().cancel_requested);
+    let j = f.q.complete(&id, Some("w"), Some(json!(1))).await.unwrap();
+    assert_eq!(j.status, JobStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn unique_keys_and_caller_ids_return_the_existing_job() {
+    let f = Fixture::new();
+    let a = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
+    let b = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
+    assert!(!a.existing && b.existing);
+    assert_eq!(a.job_id, b.job_id);
+    f.clock.advance(Duration::seconds(61));
+    let c = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
+    assert!(!c.existing);
+    let x = f.q.enqueue(EnqueueRequest { id: Some("export-1".into()), ..req(5) }).await.unwrap();
+    let y = f.q.enqueue(EnqueueRequest { id: Some("export-1".into()), ..req(5) }).await.unwrap();
+    assert_eq!((x.job_id.as_str(), x.existing, y.existing), ("export-1", false, true));
+}
+
+#[tokio::test]
+async fn dependencies_wait_and_cascade_cancellation() {
+    let f = Fixture::new();
+    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let b = f.q.enqueue(EnqueueRequest { depends_on: vec![a.clone()], ..req(9) }).await.unwrap().job_id;
+    let c = f.q.enqueue(EnqueueRequest { depends_on: vec![b.clone()], ..req(9) }).await.unwrap().job_id;
+    let claimed = f.claim(10).await;
+    assert_eq!(claimed.len(), 1, "only the job without dependencies is claimable");
+    f.q.complete(&a, Some("w"), None).await.unwrap();
+    let claimed = f.claim(10).await;
+    assert_eq!(claimed.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+    f.q.fail(&b, Some("w"), "no", false).await.unwrap();
+    let j = f.q.get_status(&c).await.unwrap();
+    assert_eq!(j.status, JobStatus::Cancelled);
+    assert_eq!(j.reason.as_deref(), Some(format!("dependency {b} ended dead").as_str()));
+    let err = f.q.enqueue(EnqueueRequest { depends_on: vec!["missing".into()], ..req(5) }).await.unwrap_err();
+    assert!(matches!(err, JobError::Invalid { ref field, .. } if field == "depends_on[0]"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_restart_makes_running_jobs_ready_again_and_keeps_everything_acknowledged() {
+    let mut f = Fixture::new();
+    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let b = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let c = f.q.enqueue(EnqueueRequest { delay: Some(30.0), ..req(5) }).await.unwrap().job_id;
+    f.claim(2).await;
+    f.q.complete(&a, Some("w"), Some(json!("done"))).await.unwrap();
+    f.q.set_paused("other", true).await.unwrap();
+    f.restart();
+    assert_eq!(f.q.get_status(&a).await.unwrap().result, Some(json!("done")));
+    assert_eq!(f.q.get_status(&b).await.unwrap().status, JobStatus::Pending);
+    assert_eq!(f.q.get_status(&c).await.unwrap().status, JobStatus::Scheduled);
+    assert_eq!(f.claim(5).await.into_iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
+    assert!(f.q.queues().iter().any(|q| q.name == "other" && q.paused));
+    let next = f.q.enqueue(req(5)).await.unwrap().job_id;
+    assert!(f.q.get_status(&next).await.unwrap().seq > f.q.get_status(&c).await.unwrap().seq, "sequence continues after restart");
+}
+
+#[tokio::test]
+async fn paused_queues_are_skipped_and_listing_pages_newest_first() {
+    let f = Fixture::new();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(f.q.enqueue(req(5)).await.unwrap().job_id);
+    }
+    f.q.set_paused("default", true).await.unwrap();
+    assert!(f.claim(1).await.is_empty());
+    f.q.set_paused("default", false).await.unwrap();
+    assert_eq!(f.claim(1).await.len(), 1);
+    let p1 = f.q.list(ListQuery { limit: Some(3), ..Default::default() }).await.unwrap();
+    assert_eq!(p1.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids[2..].iter().rev().cloned().collect::<Vec<_>>());
+    let p2 = f.q.list(ListQuery { limit: Some(3), cursor: p1.next_cursor.clone(), ..Default::default() }).await.unwrap();
+    assert_eq!(p2.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone(), ids[0].clone()]);
+    assert!(p2.next_cursor.is_none());
+    let running = f.q.list(ListQuery { status: Some("running".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(running.jobs.len(), 1);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_final_jobs() {
+    let f = Fixture::new();
+    let id = f.q.enqueue(req(5)).await.unwrap().job_id;
+    let keep = f.q.enqueue(req(5)).await.unwrap().job_id;
+    f.claim(1).await;
+    f.q.complete(&id, Some("w"), None).await.unwrap();
+    f.clock.advance(Duration::hours(25));
+    assert_eq!(f.q.apply_retention().await.unwrap(), 1);
+    assert!(matches!(f.q.get_status(&id).await, Err(JobError::NotFound { .. })));
+    assert_eq!(f.q.get_status(&keep).await.unwrap().status, JobStatus::Pending);
+}
+
+#[tokio::test]
+async fn schedules_fire_once_per_slot_and_coalesce_missed_runs() {
+    let mut f = Fixture::new();
+    let s =
+        f.q.put_schedule(ScheduleRequest {
+            name: "nightly".into(),
+            cron: "0 3 * * *".into(),
+            timezone: Some("UTC".into()),
+            job: schedule::ScheduleJob {
+                name: "t".into(),
+                payload: json!({}),
+                queue: None,
+                priority: None,
+                max_attempts: None,
+                timeout: None,
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.next_run, Some(Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap()));
+    // Down for three days: one catch-up run, then the next slot after now.
+    f.clock.advance(Duration::days(3));
+    f.restart();
+    f.q.tick().await;
+    f.q.tick().await;
+    let jobs = f.q.list(ListQuery::default()).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].id, format!("schedule:nightly:{}", Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap().timestamp()));
+    assert_eq!(f.q.schedule("nightly").unwrap().next_run, Some(Utc.with_ymd_and_hms(2026, 3, 5, 3, 0, 0).unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_handlers_run_complete_fail_and_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+    let events = EventBus::default();
+    let progress = ProgressTracker::new(store.clone(), events.clone(), clock.clone(), ProgressConfig::default());
+    let q = JobQueue::new(store, events.clone(), clock, progress, JobQueueConfig::default());
+    q.handler("double", |ctx: JobContext, p: serde_json::Value| async move {
+        assert_eq!(ctx.attempt(), 1);
+        Ok(json!(p["n"].as_i64().unwrap_or(0) * 2))
+    });
+    q.handler("slow", |ctx: JobContext, _p| async move {
+        ctx.cancelled().await;
+        Err(JobFailure::retry("stopped"))
+    });
+    q.handler("hang", |_ctx: JobContext, _p| async move {
+        std::future::pending::<()>().await;
+        Ok(json!(null))
+    });
+    let mut rx = events.subscribe();
+    let bg = crate::app::Background::default();
+    q.start(&bg);
+    let a = q.enqueue(EnqueueRequest::new("double", json!({"n": 21}))).await.unwrap().job_id;
+    let b = q.enqueue(EnqueueRequest::new("slow", json!({}))).await.unwrap().job_id;
+    let c = q
+        .enqueue(EnqueueRequest { timeout: Some(1), max_attempts: Some(1), ..EnqueueRequest::new("hang", json!({})) })
+        .await
+        .unwrap()
+        .job_id;
+    let wait_for = |id: String, status: JobStatus| {
+        let q = q.clone();
+        async move {
+            for _ in 0..300 {
+                let j = q.get_status(&id).await.unwrap();
+                if j.status == status {
+                    return j;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("job {id} never reached {status:?}");
+        }
+    };
+    assert_eq!(wait_for(a.clone(), JobStatus::Completed).await.result, Some(json!(42)));
+    wait_for(b.clone(), JobStatus::Running).await;
+    q.cancel(&b).await.unwrap();
+    wait_for(b, JobStatus::Cancelled).await;
+    let j = wait_for(c, JobStatus::Dead).await;
+    assert!(j.errors[0].error.contains("timed out"), "{:?}", j.errors);
+    let mut topics = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if e.key == a {
+            topics.push(e.topic.clone());
+        }
+    }
+    assert_eq!(topics, vec!["job.enqueued", "job.started", "job.completed"]);
+    bg.shutdown.cancel();
+}
+
+mod model {
+    //! The state-machine property test: random operation sequences against a model.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Enqueue(u8),
+        Claim(usize),
+        Complete(usize),
+        Fail(usize, bool),
+        Cancel(usize),
+        Expire,
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u8..10).prop_map(Op::Enqueue),
+            3 => (1usize..4).prop_map(Op::Claim),
+            2 => any::<prop::sample::Index>().prop_map(|i| Op::Complete(i.index(64))),
+            2 => (any::<prop::sample::Index>(), any::<bool>()).prop_map(|(i, r)| Op::Fail(i.index(64), r)),
+            1 => any::<prop::sample::Index>().prop_map(|i| Op::Cancel(i.index(64))),
+            1 => Just(Op::Expire),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum M {
+        Ready,
+        Running { cancel: bool },
+        Completed,
+        Dead,
+        Cancelled,
+    }
+
+    #[derive(Debug, Clone)]
+    struct MJob {
+        id: String,
+        prio: u8,
+        seq: usize,
+        run_at: i64,
+        state: M,
+        attempts: u32,
+        durable_attempts: u32,
+    }
+
+    const MAX: u32 = 3;
+
+    fn status_of(m: M) -> JobStatus {
+        match m {
+            M::Ready => JobStatus::Pending,
+            M::Running { .. } => JobStatus::Running,
+            M::Completed => JobStatus::Completed,
+            M::Dead => JobStatus::Dead,
+            M::Cancelled => JobStatus::Cancelled,
+        }
+    }
+
+    async fn run(ops: Vec<Op>) {
+        let mut f = Fixture::new();
+        let mut jobs: Vec<MJob> = Vec::new();
+        let now_ms = |f: &Fixture| f.clock.now().timestamp_millis();
+        for op in ops {
+            match op {
+                Op::Enqueue(p) => {
+                    let r = EnqueueRequest { max_attempts: Some(MAX), ..req(p) };
+                    let e = f.q.enqueue(r).await.unwrap();
+                    let seq = jobs.len();
+                    jobs.push(MJob { id: e.job_id, prio: p, seq, run_at: now_ms(&f), state: M::Ready, attempts: 0, durable_attempts: 0 });
+                }
+                Op::Claim(n) => {
+                    let mut ready: Vec<&mut MJob> = jobs.iter_mut().filter(|j| j.state == M::Ready).collect();
+                    ready.sort_by_key(|j| (9 - j.prio, j.run_at, j.seq));
+                    let expect: Vec<String> = ready
+                        .into_iter()
+                        .take(n)
+                        .map(|j| {
+                            j.state = M::Running { cancel: false };
+                            j.attempts += 1;
+                            j.id.clone()
+                        })
+                        .collect();
+                    let got: Vec<String> = f.claim(n).await.into_iter().map(|j| j.id).collect();
+                    assert_eq!(got, expect, "claim order");
+                }
+                Op::Complete(i) | Op::Fail(i, _) | Op::Cancel(i) if jobs.is_empty() => {
+                    let _ = i;
+                }
+                Op::Complete(i) => {
+                    let n = jobs.len();
+                    let j = &mut jobs[i % n];
+                    let r = f.q.complete(&j.id, Some("w"), None).await;
+                    match j.state {
+                        M::Running { cancel } => {
+                            r.unwrap();
+                            j.state = if cancel { M::Cancelled } else { M::Completed };
+                            j.durable_attempts = j.attempts;
+                        }
+                        _ => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
+                    }
+                }
+                Op::Fail(i, retry) => {
+                    let now = now_ms(&f);
+                    let n = jobs.len();
+                    let j = &mut jobs[i % n];
+                    let r = f.q.fail(&j.id, Some("w"), "x", retry).await;
+                    match j.state {
+                        M::Running { cancel } => {
+                            r.unwrap();
+                            j.durable_attempts = j.attempts;
+                            j.state = if cancel {
+                                M::Cancelled
+                            } else if !retry || j.attempts >= MAX {
+                                M::Dead
+                            } else {
+                                j.run_at = now;
+                                M::Ready
+                            };
+                        }
+                        _ => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
+                    }
+                }
+                Op::Cancel(i) => {
+                    let n = jobs.len();
+                    let j = &mut jobs[i % n];
+                    let r = f.q.cancel(&j.id).await;
+                    match j.state {
+                        M::Ready | M::Cancelled => {
+                            r.unwrap();
+                            j.state = M::Cancelled;
+                        }
+                        M::Running { .. } => {
+                            r.unwrap();
+                            j.state = M::Running { cancel: true };
+                        }
+                        M::Completed | M::Dead => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
+                    }
+                }
+                Op::Expire => {
+                    f.clock.advance(Duration::seconds(61));
+                    f.q.tick().await;
+                    let now = now_ms(&f);
+                    for j in jobs.iter_mut() {
+                        if let M::Running { cancel } = j.state {
+                            j.durable_attempts = j.attempts;
+                            j.state = if cancel {
+                                M::Cancelled
+                            } else if j.attempts >= MAX {
+                                M::Dead
+                            } else {
+                                j.run_at = now;
+                                M::Ready
+                            };
+                        }
+                    }
+                }
+                Op::Restart => {
+                    f.restart();
+                    for j in jobs.iter_mut() {
+                        if let M::Running { .. } = j.state {
+                            j.state = M::Ready;
+                            j.attempts = j.durable_attempts;
+                        }
+                    }
+                }
+            }
+            for j in &jobs {
+                let got = f.q.get_status(&j.id).await.unwrap();
+                assert_eq!((got.status, got.attempts), (status_of(j.state), j.attempts), "job {} ({j:?})", j.seq);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn the_queue_behaves_like_its_model(ops in prop::collection::vec(op(), 1..40)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(run(ops));
+        }
+    }
+}
