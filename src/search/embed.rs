@@ -8,7 +8,9 @@
 use super::error::SearchError;
 use fastembed::{InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 /// Turns texts into unit-length vectors. Implementations are blocking (CPU-bound):
 /// callers run them on a blocking thread, never on the async executor.
@@ -50,6 +52,23 @@ pub fn check_model_dir(dir: &Path) -> Result<PathBuf, SearchError> {
             dir.join(ORT_LIBRARY_NAMES[0]).display()
         ))
     })
+}
+
+/// Loads the model from `dir`, sharing one loaded instance per process and settings (many
+/// services in one process, as in tests, then pay for one model).
+pub fn load_shared(dir: &Path, max_seq_length: usize, batch_size: usize, model_name: &str) -> Result<Arc<FastEmbedder>, SearchError> {
+    type Key = (PathBuf, usize, usize, String);
+    static LOADED: std::sync::OnceLock<Mutex<HashMap<Key, Weak<FastEmbedder>>>> = std::sync::OnceLock::new();
+    let key = (dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()), max_seq_length, batch_size, model_name.to_string());
+    let cache = LOADED.get_or_init(Default::default);
+    let mut map = cache.lock();
+    if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
+        check_model_dir(dir)?;
+        return Ok(e);
+    }
+    let e = Arc::new(FastEmbedder::load(dir, max_seq_length, batch_size, model_name)?);
+    map.insert(key, Arc::downgrade(&e));
+    Ok(e)
 }
 
 /// The default embedder: a sentence-transformers ONNX model with mean pooling.

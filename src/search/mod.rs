@@ -15,6 +15,7 @@
 //! - Index writes are serialised (store write, then in-memory and keyword updates in the
 //!   same order), so the derived indexes always converge on the store's state.
 
+pub mod batch;
 pub mod chunk;
 pub mod config;
 pub mod embed;

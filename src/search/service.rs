@@ -1,7 +1,7 @@
 //! The search service: owns the indexes, runs indexing and queries.
 
 use super::config::SearchConfig;
-use super::embed::{Embedder, FastEmbedder, normalize};
+use super::embed::{Embedder, normalize};
 use super::error::SearchError;
 use super::filter::Filter;
 use super::fusion::{Fused, fuse};
@@ -70,7 +70,6 @@ struct Extensions {
 struct Inner {
     store: Store,
     events: EventBus,
-    #[allow(dead_code)]
     jobs: JobQueue,
     config: SearchConfig,
     data_dir: PathBuf,
@@ -110,6 +109,15 @@ pub struct SearchStats {
     pub model: Option<String>,
 }
 
+/// A handle that does not keep the service alive.
+pub(super) struct WeakSearch(std::sync::Weak<Inner>);
+
+impl WeakSearch {
+    pub(super) fn upgrade(&self) -> Option<SearchService> {
+        self.0.upgrade().map(|inner| SearchService { inner })
+    }
+}
+
 /// The search service. Cheap to clone.
 #[derive(Clone)]
 pub struct SearchService {
@@ -124,7 +132,7 @@ impl SearchService {
         describe_metrics();
         let (loaded, _) = watch::channel(false);
         let vectors = VectorIndex::new(config.vector_db.clone());
-        SearchService {
+        let me = SearchService {
             inner: Arc::new(Inner {
                 store,
                 events,
@@ -140,7 +148,17 @@ impl SearchService {
                 ext: RwLock::new(Extensions::default()),
                 rebuild_due: tokio::sync::Notify::new(),
             }),
-        }
+        };
+        me.register_job();
+        me
+    }
+
+    pub(super) fn downgrade(&self) -> WeakSearch {
+        WeakSearch(Arc::downgrade(&self.inner))
+    }
+
+    pub(super) fn jobs(&self) -> &JobQueue {
+        &self.inner.jobs
     }
 
     /// The configuration in force.
@@ -227,8 +245,8 @@ impl SearchService {
             let state = if cfg.provider != "local" {
                 ModelState::Missing(format!("embedding provider '{}' is not available in this build; use 'local'", cfg.provider))
             } else {
-                match FastEmbedder::load(&self.model_dir(), cfg.max_seq_length, cfg.batch_size, &cfg.model) {
-                    Ok(e) => ModelState::Ready(Arc::new(e)),
+                match super::embed::load_shared(&self.model_dir(), cfg.max_seq_length, cfg.batch_size, &cfg.model) {
+                    Ok(e) => ModelState::Ready(e),
                     Err(e) => {
                         let why = match e {
                             SearchError::Unavailable(w) => w,
@@ -315,15 +333,7 @@ impl SearchService {
     /// Indexes documents (validated with field names `documents[i].…`); `progress` is
     /// called with the fraction done while embedding. Returns how many were indexed.
     pub async fn index_batch(&self, docs: Vec<Document>, progress: Option<Arc<dyn Fn(f32) + Send + Sync>>) -> Result<usize, SearchError> {
-        if docs.is_empty() {
-            return Err(SearchError::invalid("documents", "must not be empty"));
-        }
-        if docs.len() > self.inner.config.max_batch_docs {
-            return Err(SearchError::invalid("documents", format!("at most {} documents per batch", self.inner.config.max_batch_docs)));
-        }
-        for (i, d) in docs.iter().enumerate() {
-            d.validate(&format!("documents[{i}]."), &self.inner.config)?;
-        }
+        self.validate_batch(&docs)?;
         self.index_many(docs, progress).await
     }
 

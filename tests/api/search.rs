@@ -1,1 +1,289 @@
-//! Integration tests of the search module.
+//! Integration tests of the search module, with the real model from `models/`
+//! (run `bash models/fetch.sh` first).
+
+use crate::common::{TestServer, assert_error};
+use serde_json::{Value, json};
+
+async fn index(s: &TestServer, id: &str, content: &str, metadata: Value) {
+    let (st, body) = s.post("/api/search/index", json!({"id": id, "content": content, "metadata": metadata})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body, json!({"success": true}));
+}
+
+async fn search(s: &TestServer, body: Value) -> Vec<Value> {
+    let (st, out) = s.post("/api/search", body.clone()).await;
+    assert_eq!(st, 200, "{body} -> {out}");
+    out.as_array().unwrap_or_else(|| panic!("not an array: {out}")).clone()
+}
+
+fn ids(results: &[Value]) -> Vec<String> {
+    results.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+const PETS: &[(&str, &str)] = &[
+    ("cat", "The cat sat on the mat and purred while the sun warmed the room."),
+    ("revenue", "Quarterly revenue grew by twelve percent thanks to strong enterprise sales."),
+    ("car", "The automobile stopped working on the highway, so we called a tow truck."),
+    ("recipe", "Whisk the eggs with sugar, fold in the flour and bake for twenty minutes."),
+];
+
+async fn pets(s: &TestServer) {
+    for (id, text) in PETS {
+        index(s, id, text, json!({"kind": id})).await;
+    }
+}
+
+#[tokio::test]
+async fn the_real_model_puts_kitten_near_cat_and_far_from_revenue() {
+    let s = TestServer::start().await;
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["semantic_ready"], true, "model must load from models/ (run bash models/fetch.sh): {stats}");
+    let e = s.app.search.embedder_handle().expect("embedder");
+    let v = tokio::task::spawn_blocking(move || e.embed(&["cat".into(), "kitten".into(), "revenue".into()]).unwrap()).await.unwrap();
+    assert_eq!(v[0].len(), 384);
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let (near, far) = (dot(&v[0], &v[1]), dot(&v[0], &v[2]));
+    // Python onnxruntime + tokenizers on the same files gives 0.7863 and 0.3152 for these words.
+    assert!((near - 0.7863).abs() < 0.01 && (far - 0.3152).abs() < 0.01, "cos(cat,kitten)={near} cos(cat,revenue)={far}");
+
+    pets(&s).await;
+    let r = search(&s, json!({"query": "a small kitten", "mode": "semantic"})).await;
+    assert_eq!(r[0]["id"], "cat", "{r:?}");
+    assert!(r[0]["scores"]["semantic"].as_f64().unwrap() > r[1]["scores"]["semantic"].as_f64().unwrap());
+    assert!(r[0]["scores"]["keyword"].is_null());
+    assert_eq!(r[0]["metadata"], json!({"kind": "cat"}));
+    assert_eq!(r[0]["content"], PETS[0].1);
+}
+
+#[tokio::test]
+async fn hybrid_finds_a_paraphrase_that_keyword_search_misses() {
+    let s = TestServer::start().await;
+    pets(&s).await;
+    let q = "my car broke down on the road";
+    let kw = search(&s, json!({"query": "vehicle broke down", "mode": "keyword"})).await;
+    assert!(!ids(&kw).contains(&"car".to_string()), "keyword cannot match a paraphrase: {kw:?}");
+    for mode in ["hybrid", "semantic"] {
+        let r = search(&s, json!({"query": "vehicle broke down", "mode": mode})).await;
+        assert_eq!(r[0]["id"], "car", "{mode}: {r:?}");
+    }
+    // Default request = hybrid; both scores present for a doc both retrievers found.
+    let r = search(&s, json!({"query": q})).await;
+    assert_eq!(r[0]["id"], "car");
+    assert!(r[0]["scores"]["semantic"].is_number() && r[0]["scores"]["keyword"].is_number(), "{r:?}");
+    // RRF and weighted fusion both work and respect the limit.
+    let r =
+        search(&s, json!({"query": q, "fusion": {"method": "rrf", "k": 10, "weights": {"keyword": 0.5, "semantic": 2}}, "limit": 2})).await;
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["id"], "car");
+    let r = search(&s, json!({"query": q, "fusion": {"method": "weighted", "semantic_ratio": 0.0}})).await;
+    assert!(r.iter().all(|x| x["scores"]["keyword"].is_number() || x["score"].as_f64() == Some(0.0)), "{r:?}");
+    // Highlighting wraps matching (stemmed) terms.
+    let r = search(&s, json!({"query": "purring cats", "mode": "keyword", "highlight": true})).await;
+    assert_eq!(r[0]["id"], "cat");
+    let c = r[0]["content"].as_str().unwrap();
+    assert!(c.contains("<em>cat</em>") && c.contains("<em>purred</em>"), "{c}");
+    // Threshold drops weak results.
+    let all = search(&s, json!({"query": "kitten", "mode": "semantic"})).await;
+    let strong = search(&s, json!({"query": "kitten", "mode": "semantic", "threshold": 0.3})).await;
+    assert!(strong.len() < all.len() && !strong.is_empty(), "{strong:?}");
+    assert!(strong.iter().all(|x| x["score"].as_f64().unwrap() >= 0.3));
+}
+
+#[tokio::test]
+async fn filters_apply_inside_both_retrievers() {
+    let s = TestServer::start().await;
+    let mut docs = Vec::new();
+    for i in 0..40 {
+        docs.push(
+            json!({"id": format!("ml-{i}"), "content": format!("Machine learning model training tips number {i}: tune the learning rate."),
+            "metadata": {"author": "ann", "year": 2020 + (i % 3), "date": format!("2024-0{}-15", 1 + i % 9), "tags": ["ml"]}}),
+        );
+    }
+    docs.push(json!({"id": "bob-garden", "content": "Gardening in spring: a little learning about tomato plants.",
+        "metadata": {"author": "bob", "year": 2019, "date": "2023-05-01", "tags": ["garden", "ml"]}}));
+    let (st, body) = s.post("/api/search/index/batch", json!({"documents": docs})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["indexed"], 41);
+    for mode in ["keyword", "semantic", "hybrid"] {
+        // Bob's doc is a weak match that a post-filter over the top 10 would lose.
+        let r = search(&s, json!({"query": "machine learning training", "mode": mode, "limit": 10, "filters": {"author": "bob"}})).await;
+        assert_eq!(ids(&r), vec!["bob-garden"], "{mode}");
+        let r = search(&s, json!({"query": "learning", "mode": mode, "limit": 100, "filters": {"year": {"gte": 2021, "lt": 2022}}})).await;
+        assert!(!r.is_empty() && r.iter().all(|x| x["metadata"]["year"] == 2021), "{mode}: {r:?}");
+        let r = search(&s, json!({"query": "learning", "mode": mode, "limit": 100, "filters": {"date": {"lt": "2024-01-01"}}})).await;
+        assert_eq!(ids(&r), vec!["bob-garden"], "{mode}");
+        let r = search(&s, json!({"query": "learning", "mode": mode, "limit": 100, "filters": {"tags": {"in": ["garden", "x"]}, "author": ["bob", "carl"]}})).await;
+        assert_eq!(ids(&r), vec!["bob-garden"], "{mode}");
+        let r = search(&s, json!({"query": "learning", "mode": mode, "filters": {"author": "nobody"}})).await;
+        assert!(r.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn delete_reindex_and_similar() {
+    let s = TestServer::start().await;
+    pets(&s).await;
+    index(&s, "kitten", "A kitten is a young cat that loves to play with yarn.", json!({})).await;
+    let (st, sim) = s.get("/api/search/cat/similar?limit=2").await;
+    assert_eq!(st, 200, "{sim}");
+    let sim = sim.as_array().unwrap().clone();
+    assert_eq!(sim.len(), 2);
+    assert_eq!(sim[0]["id"], "kitten", "{sim:?}");
+    assert!(!ids(&sim).contains(&"cat".to_string()));
+    let (st, sim) = s.get("/api/search/cat/similar?limit=100").await;
+    assert_eq!(st, 200);
+    assert!(!ids(sim.as_array().unwrap()).contains(&"cat".to_string()), "never the document itself");
+
+    // Re-indexing replaces: the old text no longer matches, the new one does.
+    index(&s, "recipe", "Tomato soup: simmer tomatoes with basil and garlic.", json!({"v": 2})).await;
+    assert!(search(&s, json!({"query": "whisk eggs flour", "mode": "keyword"})).await.is_empty());
+    let r = search(&s, json!({"query": "basil soup", "mode": "keyword"})).await;
+    assert_eq!(ids(&r), vec!["recipe"]);
+    assert_eq!(r[0]["metadata"], json!({"v": 2}));
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["documents"], 5, "{stats}");
+
+    let (st, body) = s.delete("/api/search/cat").await;
+    assert_eq!((st, body), (200, json!({"success": true})));
+    for mode in ["keyword", "semantic", "hybrid"] {
+        let r = search(&s, json!({"query": "cat sat on the mat", "mode": mode, "limit": 100})).await;
+        assert!(!ids(&r).contains(&"cat".to_string()), "{mode}: deleted doc returned");
+    }
+    let (st, body) = s.delete("/api/search/cat").await;
+    assert_eq!(assert_error(st, &body, 404), "not_found");
+    let (st, body) = s.get("/api/search/cat/similar").await;
+    assert_eq!(assert_error(st, &body, 404), "not_found");
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["documents"], 4);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field() {
+    let s = TestServer::start_with(|c| c.search.max_content_bytes = 1000).await;
+    let cases = [
+        (json!({"query": "  "}), "query"),
+        (json!({"query": "x", "limit": 0}), "limit"),
+        (json!({"query": "x", "limit": -3}), "limit"),
+        (json!({"query": "x", "limit": 100000}), "limit"),
+        (json!({"query": "x", "mode": "fuzzy"}), "mode"),
+        (json!({"query": "x", "fusion": {"method": "magic"}}), "fusion.method"),
+        (json!({"query": "x", "fusion": {"method": "weighted", "semantic_ratio": 2}}), "fusion.semantic_ratio"),
+        (json!({"query": "x", "fusion": {"method": "rrf", "weights": {"bm25": 1}}}), "fusion.weights.bm25"),
+        (json!({"query": "x", "filters": {"year": {"between": [1, 2]}}}), "filters.year.between"),
+        (json!({"query": "x", "filters": {"year": {"gte": "soon"}}}), "filters.year.gte"),
+        (json!({"query": "x", "filters": [1]}), "filters"),
+        (json!({"query": "x", "colour": "red"}), "colour"),
+    ];
+    for (body, field) in cases {
+        let (st, out) = s.post("/api/search", body.clone()).await;
+        assert_error(st, &out, 400);
+        assert_eq!(out["error"]["field"], field, "{body} -> {out}");
+    }
+    let big = "word ".repeat(300);
+    for (body, field) in [
+        (json!({"id": "a", "content": big}), "content"),
+        (json!({"id": "", "content": "x"}), "id"),
+        (json!({"id": "a", "content": ""}), "content"),
+        (json!({"id": "a"}), "content"),
+    ] {
+        let (st, out) = s.post("/api/search/index", body.clone()).await;
+        assert_error(st, &out, 400);
+        assert_eq!(out["error"]["field"], field, "{body} -> {out}");
+    }
+    let (st, out) =
+        s.post("/api/search/index/batch", json!({"documents": [{"id": "a", "content": "ok"}, {"id": "b", "content": " "}]})).await;
+    assert_error(st, &out, 400);
+    assert_eq!(out["error"]["field"], "documents[1].content");
+    let (st, out) = s.post("/api/search/index/batch", json!({"documents": []})).await;
+    assert_error(st, &out, 400);
+    let (st, out) = s.get("/api/search/a/similar?limit=0").await;
+    assert_eq!(assert_error(st, &out, 400), "invalid_query");
+    // Nothing was indexed by the rejected requests.
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["documents"], 0);
+}
+
+#[tokio::test]
+async fn without_the_model_keyword_search_works_and_semantic_says_why() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().display().to_string();
+    let s = TestServer::start_with(move |c| c.search.embeddings.model_dir = dir).await;
+    index(&s, "a", "Invoices are due at the end of the month.", json!({})).await;
+    let r = search(&s, json!({"query": "invoices", "mode": "keyword"})).await;
+    assert_eq!(ids(&r), vec!["a"]);
+    for body in [json!({"query": "invoices", "mode": "semantic"}), json!({"query": "invoices"}), json!({"query": "x", "hybrid": true})] {
+        let (st, out) = s.post("/api/search", body).await;
+        assert_eq!(assert_error(st, &out, 503), "service_unavailable");
+        assert!(out["error"]["message"].as_str().unwrap().contains("model.onnx"), "{out}");
+    }
+    let (st, out) = s.get("/api/search/a/similar").await;
+    assert_error(st, &out, 503);
+    let (st, ready) = s.get("/readyz").await;
+    assert_eq!(st, 503);
+    let search = &ready["modules"]["search"];
+    assert_eq!(search["ready"], false);
+    let reason = search["reason"].as_str().unwrap();
+    assert!(reason.contains("model.onnx") && reason.contains("keyword search works"), "{reason}");
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["semantic_ready"], false);
+    assert_eq!(stats["documents"], 1);
+}
+
+#[tokio::test]
+async fn indexes_are_rebuilt_from_the_store_after_a_restart() {
+    let s = TestServer::start().await;
+    pets(&s).await;
+    let dir = s.stop().await.expect("temp dir");
+    // Lose the keyword index entirely: it is derived and must come back from redb.
+    std::fs::remove_dir_all(dir.path().join("search").join("tantivy")).unwrap();
+    let s = restart(dir.path()).await;
+    let r = search(&s, json!({"query": "quarterly revenue", "mode": "keyword"})).await;
+    assert_eq!(ids(&r), vec!["revenue"]);
+    let r = search(&s, json!({"query": "a small kitten", "mode": "semantic"})).await;
+    assert_eq!(r[0]["id"], "cat");
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!((stats["documents"].as_u64(), stats["vectors"].as_u64()), (Some(4), Some(4)), "{stats}");
+    // Deleting after the rebuild is durable across another restart.
+    let (st, _) = s.delete("/api/search/car").await;
+    assert_eq!(st, 200);
+    s.stop().await;
+    let s = restart(dir.path()).await;
+    let r = search(&s, json!({"query": "automobile highway tow", "mode": "keyword"})).await;
+    assert!(r.is_empty(), "{r:?}");
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!(stats["documents"], 3);
+}
+
+/// Restarts on `dir` once the previous server has released the database.
+async fn restart(dir: &std::path::Path) -> TestServer {
+    for _ in 0..100 {
+        let d = dir.to_path_buf();
+        if tokio::task::spawn_blocking(move || hearth::store::Store::open(&d).map(|s| s.close())).await.unwrap().is_ok() {
+            return TestServer::start_in(dir, |_| {}).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the database in {} was never released", dir.display());
+}
+
+#[tokio::test]
+async fn a_large_batch_runs_as_a_job() {
+    let s = TestServer::start_with(|c| c.search.batch_job_above = 3).await;
+    let docs: Vec<Value> =
+        (0..8).map(|i| json!({"id": format!("d{i}"), "content": format!("Document number {i} about astronomy and stars.")})).collect();
+    let (st, body) = s.post("/api/search/index/batch", json!({"documents": docs})).await;
+    assert_eq!(st, 202, "{body}");
+    let job = body["job_id"].as_str().expect("job id").to_string();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let (_, j) = s.get(&format!("/api/jobs/{job}")).await;
+        status = j["status"].clone();
+        if status == "completed" || status == "dead" || status == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "completed");
+    let r = search(&s, json!({"query": "astronomy stars", "mode": "keyword", "limit": 100})).await;
+    assert_eq!(r.len(), 8);
+}
