@@ -20,6 +20,8 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// Render a transcript or document JSON file to txt, json, srt, vtt, md, docx or pdf (no server needed).
     Export(hearth::export::cli::ExportArgs),
+    /// Evaluate search quality (nDCG@10, recall@100) on a BEIR-format data set.
+    Eval(hearth::search::eval::EvalArgs),
     /// Durability probe for the crash test: writes through the store, printing each ack.
     #[command(hide = true)]
     StoreProbe {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.load().and_then(serve),
         Command::CheckConfig(args) => args.load().map(|c| print!("{}", c.redacted_yaml())),
         Command::Export(args) => hearth::export::cli::run(args),
+        Command::Eval(args) => hearth::search::eval::run(args),
         Command::StoreProbe { data_dir, tag, writers, limit } => store_probe(&data_dir, &tag, writers, limit),
     };
     match result {
