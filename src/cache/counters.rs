@@ -7,7 +7,6 @@
 //! loop and by `get_stats`), so the hot path never touches the recorder.
 
 use super::model::Tier;
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const SLOTS: usize = 16;
@@ -74,11 +73,11 @@ pub(crate) struct Sizes {
     pub l2_bytes: u64,
 }
 
-static DESCRIBE: Once = Once::new();
-
-/// Registers HELP text for every cache metric (once per process).
+/// Registers HELP text for every cache metric. Repeated by every publish because the
+/// process-wide recorder may be installed after the cache is built (descriptions sent to
+/// no recorder are lost); describing again is cheap and idempotent.
 pub(crate) fn describe() {
-    DESCRIBE.call_once(|| {
+    {
         metrics::describe_counter!("hearth_cache_hits_total", "Cache lookups answered, by tier (l1, l2).");
         metrics::describe_counter!("hearth_cache_misses_total", "Cache lookups a tier could not answer, by tier (l1, l2).");
         metrics::describe_counter!("hearth_cache_evictions_total", "Cache entries evicted to respect the capacity, by tier.");
@@ -87,13 +86,14 @@ pub(crate) fn describe() {
         metrics::describe_counter!("hearth_cache_expired_total", "Expired L2 entries removed by the background sweeper.");
         metrics::describe_gauge!("hearth_cache_entries", "Entries held, by tier.");
         metrics::describe_gauge!("hearth_cache_bytes", metrics::Unit::Bytes, "Bytes held, by tier.");
-    });
+    }
 }
 
 impl Counters {
     /// Copies the totals into the process-wide metrics recorder.
     pub fn publish(&self, sizes: &Sizes) {
         use metrics::{counter, gauge};
+        describe();
         for (tier, hits, misses, evictions, entries, bytes) in [
             ("l1", self.l1_hits.get(), self.l1_misses.get(), sizes.l1_evictions, sizes.l1_entries, sizes.l1_bytes),
             ("l2", self.l2_hits.get(), self.l2_misses.get(), self.l2_evictions.load(Relaxed), sizes.l2_entries, sizes.l2_bytes),

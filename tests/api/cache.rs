@@ -1,1 +1,222 @@
-//! Integration tests of the cache module.
+//! Integration tests of the cache module: the HTTP API on a real server.
+
+use crate::common::{TestServer, assert_error};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// PUT a raw body with an optional content type; returns status and JSON answer.
+async fn put(s: &TestServer, path: &str, body: impl Into<reqwest::Body>, content_type: Option<&str>) -> (u16, Value) {
+    let mut r = s.client.put(s.url(path)).body(body);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    crate::common::split(r.send().await.unwrap()).await
+}
+
+/// Restarts on `dir` once the previous server has released the database (its writer
+/// thread closes the file shortly after the last handle is dropped).
+async fn restart(dir: &std::path::Path, tweak: impl FnOnce(&mut hearth::Config)) -> TestServer {
+    for _ in 0..100 {
+        let d = dir.to_path_buf();
+        let probe = tokio::task::spawn_blocking(move || hearth::store::Store::open(&d).map(|s| s.close())).await.unwrap();
+        if probe.is_ok() {
+            return TestServer::start_in(dir, tweak).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the database in {} was never released", dir.display());
+}
+
+/// GET a raw value: status, content type, tier header, body bytes.
+async fn get_raw(s: &TestServer, path: &str) -> (u16, String, String, Vec<u8>) {
+    let r = s.client.get(s.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let h = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (ct, tier) = (h("content-type"), h("x-cache"));
+    (status, ct, tier, r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn put_get_delete_keep_the_body_and_its_content_type() {
+    let s = TestServer::start().await;
+    let (st, b) = put(&s, "/api/cache/greeting?ttl=60&tags=a,b", "hello", Some("text/plain; charset=utf-8")).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["key"], "greeting");
+    assert_eq!(b["bytes"], 5);
+    assert_eq!(b["ttl"], 60.0);
+    assert_eq!(b["tags"], json!(["a", "b"]));
+    let (st, ct, tier, body) = get_raw(&s, "/api/cache/greeting").await;
+    assert_eq!((st, ct.as_str(), tier.as_str(), body.as_slice()), (200, "text/plain; charset=utf-8", "l1", &b"hello"[..]));
+
+    // Binary without a content type comes back byte for byte as octet-stream.
+    let bin: Vec<u8> = (0..=255u8).collect();
+    assert_eq!(put(&s, "/api/cache/blob", bin.clone(), None).await.0, 200);
+    let (st, ct, _, body) = get_raw(&s, "/api/cache/blob").await;
+    assert_eq!((st, ct.as_str(), body), (200, "application/octet-stream", bin));
+
+    // JSON is stored as bytes, not re-encoded.
+    let doc = br#"{ "b": 1,  "a": [true] }"#.to_vec();
+    assert_eq!(put(&s, "/api/cache/doc", doc.clone(), Some("application/json")).await.0, 200);
+    let (_, ct, _, body) = get_raw(&s, "/api/cache/doc").await;
+    assert_eq!((ct.as_str(), body), ("application/json", doc));
+
+    let (st, b) = s.delete("/api/cache/greeting").await;
+    assert_eq!((st, &b["deleted"]), (200, &json!(true)), "{b}");
+    let (st, b) = s.get("/api/cache/greeting").await;
+    assert_eq!(assert_error(st, &b, 404), "not_found");
+    let (st, b) = s.delete("/api/cache/greeting").await;
+    assert_eq!((st, &b["deleted"]), (200, &json!(false)));
+    assert!(s.app.cache.get("greeting").await.unwrap().is_none(), "gone from the Rust API too");
+}
+
+#[tokio::test]
+async fn keys_are_one_percent_encoded_segment_and_are_namespaced() {
+    let s = TestServer::start_with(|c| c.cache.l2.key_prefix = "app1:".into()).await;
+    assert_eq!(put(&s, "/api/cache/user:42%2Fprofile%20v2", "p", Some("text/plain")).await.0, 200);
+    let v = s.app.cache.get("user:42/profile v2").await.unwrap().expect("decoded key");
+    assert_eq!(v.data.as_ref(), b"p");
+    assert_eq!(get_raw(&s, "/api/cache/user:42%2Fprofile%20v2").await.0, 200);
+    s.app.cache.set("from-rust", hearth::cache::CacheValue::new("r"), None, &[]).await.unwrap();
+    assert_eq!(get_raw(&s, "/api/cache/from-rust").await.3, b"r");
+    // Another prefix on the same data dir does not see these keys.
+    let dir = s.stop().await.unwrap();
+    let s2 = restart(dir.path(), |c| c.cache.l2.key_prefix = "app2:".into()).await;
+    assert_eq!(get_raw(&s2, "/api/cache/from-rust").await.0, 404);
+    s2.stop().await;
+    let s3 = restart(dir.path(), |c| c.cache.l2.key_prefix = "app1:".into()).await;
+    assert_eq!(get_raw(&s3, "/api/cache/from-rust").await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_or_413_naming_the_field() {
+    let s = TestServer::start_with(|c| {
+        c.cache.max_entry_bytes = 1024;
+        c.server.body_limit = 4096;
+    })
+    .await;
+    let field = |b: &Value| b["error"]["field"].as_str().unwrap_or("").to_string();
+    for (path, want) in [
+        ("/api/cache/", "key"),
+        (&*format!("/api/cache/{}", "k".repeat(1025)), "key"),
+        ("/api/cache/k?ttl=-5", "ttl"),
+        ("/api/cache/k?ttl=0", "ttl"),
+        ("/api/cache/k?ttl=abc", "ttl"),
+        ("/api/cache/k?ttl=99999999999", "ttl"),
+        ("/api/cache/k?ttl=99999999999999999999999", "ttl"),
+        ("/api/cache/k?tags=ok,a%01b", "tags"),
+    ] {
+        let (st, b) = put(&s, path, "v", Some("text/plain")).await;
+        assert_error(st, &b, 400);
+        assert_eq!(field(&b), want, "{path}: {b}");
+    }
+    let (st, b) = put(&s, "/api/cache/big", vec![b'x'; 2000], Some("text/plain")).await;
+    assert_eq!(assert_error(st, &b, 413), "payload_too_large");
+    assert_eq!(field(&b), "value");
+    let (st, b) = put(&s, "/api/cache/bigger", vec![b'x'; 5000], Some("text/plain")).await;
+    assert_error(st, &b, 413);
+    assert_eq!(field(&b), "body");
+    let (st, b) = s.get("/api/cache/").await;
+    assert_error(st, &b, 400);
+    let (st, b) = s.delete("/api/cache?pattern=user:%5B").await;
+    assert_error(st, &b, 400);
+    assert_eq!(field(&b), "pattern", "{b}");
+    let (st, b) = s.delete("/api/cache").await;
+    assert_error(st, &b, 400);
+    assert_eq!(field(&b), "pattern", "{b}");
+    let (st, b) = s.post("/api/cache/invalidate", json!({"tags": []})).await;
+    assert_error(st, &b, 400);
+    assert_eq!(field(&b), "tags");
+    let (st, b) = s.post("/api/cache/invalidate", json!({"tags": "user"})).await;
+    assert_error(st, &b, 400);
+    assert_eq!(field(&b), "tags");
+    let (st, b) = s.post("/api/cache/invalidate", json!({})).await;
+    assert_error(st, &b, 400);
+    // Nothing was stored by the rejected requests.
+    assert_eq!(s.app.cache.get_stats().await.unwrap().l2.entries, 0);
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl() {
+    let s = TestServer::start().await;
+    assert_eq!(put(&s, "/api/cache/short?ttl=1", "x", None).await.0, 200);
+    assert_eq!(put(&s, "/api/cache/long?ttl=600", "y", None).await.0, 200);
+    assert_eq!(get_raw(&s, "/api/cache/short").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get_raw(&s, "/api/cache/short").await.0, 404);
+    assert_eq!(get_raw(&s, "/api/cache/long").await.0, 200);
+    assert_eq!(s.app.cache.sweep_expired().await.unwrap(), 1);
+    let (_, stats) = s.get("/api/cache/stats").await;
+    assert_eq!(stats["l2"]["entries"], 1);
+}
+
+#[tokio::test]
+async fn invalidate_by_tags_and_delete_by_pattern() {
+    let s = TestServer::start().await;
+    for (k, tags) in [("user:1", "user,profile"), ("user:2", "user"), ("post:1", "post"), ("user:10", "")] {
+        assert_eq!(put(&s, &format!("/api/cache/{k}?tags={tags}"), k, None).await.0, 200);
+    }
+    let (st, b) = s.post("/api/cache/invalidate", json!({"tags": ["profile", "nothing"]})).await;
+    assert_eq!((st, &b["invalidated"]), (200, &json!(1)), "{b}");
+    assert_eq!(get_raw(&s, "/api/cache/user:1").await.0, 404);
+    assert_eq!(get_raw(&s, "/api/cache/user:2").await.0, 200);
+    let (st, b) = s.delete("/api/cache?pattern=user:%3F").await;
+    assert_eq!((st, &b["deleted"]), (200, &json!(1)), "user:? matches user:2 only: {b}");
+    let (st, b) = s.delete("/api/cache?pattern=user:*").await;
+    assert_eq!((st, &b["deleted"]), (200, &json!(1)), "{b}");
+    assert_eq!(get_raw(&s, "/api/cache/user:10").await.0, 404);
+    assert_eq!(get_raw(&s, "/api/cache/post:1").await.0, 200);
+}
+
+#[tokio::test]
+async fn values_survive_a_restart() {
+    let s = TestServer::start().await;
+    let big = "compressible line of text\n".repeat(500);
+    assert_eq!(put(&s, "/api/cache/persist?ttl=600&tags=keep", big.clone(), Some("text/csv")).await.0, 200);
+    let dir = s.stop().await.unwrap();
+    let s = restart(dir.path(), |_| {}).await;
+    let (st, ct, tier, body) = get_raw(&s, "/api/cache/persist").await;
+    assert_eq!((st, ct.as_str(), tier.as_str()), (200, "text/csv", "l2"));
+    assert_eq!(body, big.as_bytes());
+    assert_eq!(get_raw(&s, "/api/cache/persist").await.2, "l1", "promoted after the L2 hit");
+    let (_, stats) = s.get("/api/cache/stats").await;
+    assert!(stats["l2"]["bytes"].as_u64().unwrap() < big.len() as u64 / 4, "compressed in L2: {stats}");
+    let (_, b) = s.post("/api/cache/invalidate", json!({"tags": ["keep"]})).await;
+    assert_eq!(b["invalidated"], 1, "tag index survived the restart");
+}
+
+#[tokio::test]
+async fn stats_and_metrics_count_hits_and_misses_per_tier() {
+    let s = TestServer::start().await;
+    put(&s, "/api/cache/a", "1", None).await;
+    get_raw(&s, "/api/cache/a").await;
+    get_raw(&s, "/api/cache/a").await;
+    get_raw(&s, "/api/cache/missing").await;
+    let (st, b) = s.get("/api/cache/stats").await;
+    assert_eq!(st, 200);
+    assert_eq!((b["hits"].as_u64(), b["misses"].as_u64()), (Some(2), Some(1)), "{b}");
+    assert!((b["hit_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!((b["l1"]["hits"].as_u64(), b["l1"]["misses"].as_u64()), (Some(2), Some(1)));
+    assert_eq!((b["l2"]["hits"].as_u64(), b["l2"]["misses"].as_u64()), (Some(0), Some(1)));
+    assert_eq!((b["entries"].as_u64(), b["l1"]["entries"].as_u64()), (Some(1), Some(1)));
+    for k in ["bytes", "evictions", "capacity_bytes"] {
+        assert!(b["l1"][k].is_u64() && b["l2"][k].is_u64(), "{k} in {b}");
+    }
+    // The background loop publishes the counters to /metrics every second.
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains("hearth_cache_hits_total{tier=\"l1\"}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for needle in [
+        "# HELP hearth_cache_hits_total",
+        "hearth_cache_hits_total{tier=\"l1\"}",
+        "hearth_cache_misses_total{tier=\"l2\"}",
+        "# HELP hearth_cache_bytes",
+        "hearth_cache_entries{tier=\"l2\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in /metrics");
+    }
+}
