@@ -100,9 +100,10 @@ const MAX_PAGE: usize = 1000;
 async fn list(State(s): State<AppState>, Query(q): Query<ListParams>) -> ApiResult<axum::Json<ProgressPage>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(v) => Some(ProgressStatus::parse(v).ok_or_else(|| {
-            ApiError::invalid_query("status", "must be one of pending, processing, completed, failed, cancelled")
-        })?),
+        Some(v) => Some(
+            ProgressStatus::parse(v)
+                .ok_or_else(|| ApiError::invalid_query("status", "must be one of pending, processing, completed, failed, cancelled"))?,
+        ),
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -311,7 +312,10 @@ fn command(feed: &mut Feed, p: &Principal, text: &str) -> Message {
         ("unsubscribe", "*") => feed.unsubscribe_all(),
         ("unsubscribe", _) => feed.unsubscribe(id),
         (other, _) => {
-            return error_frame(ErrorCode::InvalidField.as_str(), format!("action: unknown action '{other}'; use subscribe or unsubscribe"));
+            return error_frame(
+                ErrorCode::InvalidField.as_str(),
+                format!("action: unknown action '{other}'; use subscribe or unsubscribe"),
+            );
         }
     }
     frame(&format!("{}d", cmd.action), serde_json::json!({"progress_id": id}))

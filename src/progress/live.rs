@@ -278,7 +278,9 @@ impl Feed {
         }
         let last = self.last_sent.get(id).copied();
         let msg = match item {
-            Item::Event(e) => FeedMessage { topic: e.topic.clone(), id: e.key.clone(), version: version_of(e), data: FeedData::Shared(e.clone()) },
+            Item::Event(e) => {
+                FeedMessage { topic: e.topic.clone(), id: e.key.clone(), version: version_of(e), data: FeedData::Shared(e.clone()) }
+            }
             Item::Snapshot(id) => {
                 let p: Progress = self.tracker.get(id).await.ok()?;
                 let data = serde_json::to_value(&p).ok()?;

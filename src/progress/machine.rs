@@ -117,8 +117,8 @@ fn touch(rec: &mut ProgressRecord, now: DateTime<Utc>) {
 }
 
 /// Re-estimates the ETA from the overall rate observed since the rate window opened (the
-/// first update). Moving backwards reopens the window.
-fn refresh_eta(rec: &mut ProgressRecord, now: DateTime<Utc>) {
+/// first update). Moving backwards (below `previous` overall) reopens the window.
+fn refresh_eta(rec: &mut ProgressRecord, previous: f64, now: DateTime<Utc>) {
     let overall = rec.overall();
     let Some(since) = rec.rate_since else {
         rec.rate_since = Some(now);
@@ -126,7 +126,7 @@ fn refresh_eta(rec: &mut ProgressRecord, now: DateTime<Utc>) {
         rec.eta_seconds = None;
         return;
     };
-    if overall < rec.rate_base {
+    if overall < previous {
         rec.rate_since = Some(now);
         rec.rate_base = overall;
         rec.eta_seconds = None;
@@ -177,7 +177,7 @@ pub fn apply_update(rec: &ProgressRecord, u: &ProgressUpdate, now: DateTime<Utc>
     next.stage_index = target as u32;
     next.progress = percent;
     touch(&mut next, now);
-    refresh_eta(&mut next, now);
+    refresh_eta(&mut next, rec.overall(), now);
     let change = if stage_changed {
         Change::Stage
     } else if was_pending {
@@ -199,7 +199,7 @@ pub fn advance(rec: &ProgressRecord, now: DateTime<Utc>) -> Result<ProgressRecor
     next.stage_index = next_index as u32;
     next.progress = 0.0;
     touch(&mut next, now);
-    refresh_eta(&mut next, now);
+    refresh_eta(&mut next, rec.overall(), now);
     Ok(next)
 }
 
@@ -301,10 +301,14 @@ mod tests {
     #[test]
     fn update_rules() {
         let r = rec(&["a", "b", "c"]);
-        assert!(matches!(apply_update(&r, &upd(Some(101.0), None), t(1)), Err(ProgressError::Invalid { field, .. }) if field == "progress"));
+        assert!(
+            matches!(apply_update(&r, &upd(Some(101.0), None), t(1)), Err(ProgressError::Invalid { field, .. }) if field == "progress")
+        );
         assert!(matches!(apply_update(&r, &upd(Some(-0.1), None), t(1)), Err(ProgressError::Invalid { .. })));
         assert!(matches!(apply_update(&r, &upd(Some(f64::NAN), None), t(1)), Err(ProgressError::Invalid { .. })));
-        assert!(matches!(apply_update(&r, &upd(Some(1.0), Some("zz")), t(1)), Err(ProgressError::Invalid { field, .. }) if field == "stage"));
+        assert!(
+            matches!(apply_update(&r, &upd(Some(1.0), Some("zz")), t(1)), Err(ProgressError::Invalid { field, .. }) if field == "stage")
+        );
         assert!(matches!(apply_update(&r, &upd(None, None), t(1)), Err(ProgressError::Invalid { field, .. }) if field == "progress"));
         let (r, _) = apply_update(&r, &upd(None, Some("c")), t(1)).unwrap();
         assert_eq!((r.stage_index, r.progress, r.overall()), (2, 0.0, 66.666667));
@@ -343,7 +347,10 @@ mod tests {
         assert!(matches!(advance(&rec(&[]), t(2)), Err(ProgressError::Conflict(_))));
         assert!(matches!(finish(&r, Finish::Fail("  ".into()), t(2)), Err(ProgressError::Invalid { field, .. }) if field == "error"));
         let done = finish(&r, Finish::Complete(Some(serde_json::json!({"ok": true}))), t(3)).unwrap();
-        assert_eq!((done.status, done.overall(), done.eta_seconds, done.finished_at), (ProgressStatus::Completed, 100.0, Some(0), Some(t(3))));
+        assert_eq!(
+            (done.status, done.overall(), done.eta_seconds, done.finished_at),
+            (ProgressStatus::Completed, 100.0, Some(0), Some(t(3)))
+        );
         assert!(matches!(finish(&done, Finish::Cancel, t(4)), Err(ProgressError::Conflict(_))));
         assert!(matches!(apply_update(&done, &upd(Some(1.0), None), t(4)), Err(ProgressError::Conflict(_))));
         let failed = finish(&rec(&[]), Finish::Fail("boom".into()), t(1)).unwrap();

@@ -32,6 +32,9 @@ pub mod storage;
 pub mod store;
 mod tracker;
 
+#[cfg(test)]
+mod tests;
+
 pub use emitter::{EventBusEmitter, ProgressEmitter};
 pub use error::ProgressError;
 pub use model::{NewProgress, Progress, ProgressRecord, ProgressStatus, ProgressUpdate, StageSpec};

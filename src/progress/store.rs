@@ -315,7 +315,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = RedbProgressStorage::new(Store::open(dir.path()).unwrap());
         let t0 = Utc::now();
-        for (id, status, age_h) in [("old", ProgressStatus::Completed, 30), ("new", ProgressStatus::Completed, 1), ("f", ProgressStatus::Failed, 30)]
+        for (id, status, age_h) in
+            [("old", ProgressStatus::Completed, 30), ("new", ProgressStatus::Completed, 1), ("f", ProgressStatus::Failed, 30)]
         {
             let mut r = rec(id);
             s.insert(&r).await.unwrap();

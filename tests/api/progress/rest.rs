@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn the_seed_contract_end_to_end() {
     let s = TestServer::start().await;
-    let (st, p) =
-        s.post("/api/progress", json!({"id": "file-123", "stages": ["upload", "process", "complete"], "metadata": {"file_id": "123"}})).await;
+    let (st, p) = s
+        .post("/api/progress", json!({"id": "file-123", "stages": ["upload", "process", "complete"], "metadata": {"file_id": "123"}}))
+        .await;
     assert_eq!(st, 201, "{p}");
     assert_eq!(p["id"], "file-123");
     assert_eq!(p["stages"], json!(["upload", "process", "complete"]));
@@ -32,7 +33,10 @@ async fn the_seed_contract_end_to_end() {
 
     let (st, done) = s.post("/api/progress/file-123/complete", json!({"result": {"url": "/x"}})).await;
     assert_eq!(st, 200, "{done}");
-    assert_eq!((done["status"].as_str(), done["overall"].as_f64(), done["eta_seconds"].as_u64()), (Some("completed"), Some(100.0), Some(0)));
+    assert_eq!(
+        (done["status"].as_str(), done["overall"].as_f64(), done["eta_seconds"].as_u64()),
+        (Some("completed"), Some(100.0), Some(0))
+    );
     assert_eq!(done["result"], json!({"url": "/x"}));
     assert!(done["finished_at"].is_string());
     let (st, again) = s.get("/api/progress/file-123").await;
@@ -231,7 +235,12 @@ async fn metrics_are_exported_with_help() {
     s.post("/api/progress/m/advance", json!({})).await;
     s.post("/api/progress/m/complete", json!({})).await;
     let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["hearth_progress_created_total", "hearth_progress_updates_total", "hearth_progress_stage_changes_total", "hearth_progress_finished_total"] {
+    for name in [
+        "hearth_progress_created_total",
+        "hearth_progress_updates_total",
+        "hearth_progress_stage_changes_total",
+        "hearth_progress_finished_total",
+    ] {
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
         assert!(text.lines().any(|l| l.starts_with(name) && !l.starts_with('#')), "no sample of {name}");
     }

@@ -69,10 +69,9 @@ async fn subscribers_get_the_current_state_then_every_change_in_the_seed_shape()
     assert_eq!((done["event"].as_str(), done["data"]["status"].as_str()), (Some("progress.completed"), Some("completed")));
     assert_eq!(done["data"]["result"], json!({"ok": true}));
 
-    for (id, path, body, event) in [
-        ("w2", "fail", json!({"error": "boom"}), "progress.failed"),
-        ("w3", "cancel", json!({}), "progress.cancelled"),
-    ] {
+    for (id, path, body, event) in
+        [("w2", "fail", json!({"error": "boom"}), "progress.failed"), ("w3", "cancel", json!({}), "progress.cancelled")]
+    {
         create(&s, id, json!([])).await;
         subscribe(&mut ws, id).await;
         assert_eq!(next(&mut ws).await["data"]["status"], "pending");
