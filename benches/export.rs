@@ -18,7 +18,13 @@ fn transcript(n: usize) -> Source {
             text: format!("Segment {i}: Grüße aus München, café — a sentence of ordinary length here."),
         })
         .collect();
-    Source::Transcript(Transcript { id: "bench".into(), title: "Benchmark".into(), language: Some("de".into()), segments, metadata: Default::default() })
+    Source::Transcript(Transcript {
+        id: "bench".into(),
+        title: "Benchmark".into(),
+        language: Some("de".into()),
+        segments,
+        metadata: Default::default(),
+    })
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

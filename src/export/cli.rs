@@ -50,7 +50,8 @@ fn read_source(args: &ExportArgs) -> Result<Source, String> {
         std::fs::read_to_string(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?
     };
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", args.input.display()))?;
-    let kind = args.source_type.clone().unwrap_or_else(|| if value.get("segments").is_some() { "transcript".into() } else { "document".into() });
+    let kind =
+        args.source_type.clone().unwrap_or_else(|| if value.get("segments").is_some() { "transcript".into() } else { "document".into() });
     match kind.as_str() {
         "transcript" => transcript_from_json(value).map(Source::Transcript),
         "document" => document_from_json(value).map(Source::Document),

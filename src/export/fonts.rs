@@ -138,7 +138,9 @@ impl FontProvider {
         {
             let mut files: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("ttf") || e.eq_ignore_ascii_case("otf")))
+                .filter(|p| {
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("ttf") || e.eq_ignore_ascii_case("otf"))
+                })
                 .collect();
             files.sort();
             if let Some(p) = files.iter().find(|p| p.file_name().is_some_and(|n| n == "DejaVuSans.ttf")).or(files.first()) {
@@ -146,9 +148,7 @@ impl FontProvider {
             }
         }
         SYSTEM_FONTS.iter().map(PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
-            ExportError::Font(
-                "no font found: set export.pdf_font, put a .ttf into export.font_dir, or install fonts-dejavu-core".into(),
-            )
+            ExportError::Font("no font found: set export.pdf_font, put a .ttf into export.font_dir, or install fonts-dejavu-core".into())
         })
     }
 

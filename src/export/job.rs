@@ -48,7 +48,8 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
         let mut taken = std::collections::HashSet::new();
         for (i, b) in req.batch.iter().enumerate() {
             let prefix = format!("batch[{i}].");
-            let (source, mut item) = request::resolve(&inner.sources, &spec, &prefix, &b.source_type, b.source_id.as_deref(), b.source.clone()).await?;
+            let (source, mut item) =
+                request::resolve(&inner.sources, &spec, &prefix, &b.source_type, b.source_id.as_deref(), b.source.clone()).await?;
             let default = [b.source_type.as_str(), if source.id().is_empty() { "item" } else { source.id() }];
             let name = request::file_name(&format!("{prefix}filename"), b.filename.as_deref(), &default, spec.extension)?;
             item.filename = batch::unique_name(&name, &mut taken);
@@ -107,7 +108,12 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
         return Err(ExportError::Io(e.to_string()));
     }
     svc.run_hooks(|h| h.on_create(&rec));
-    inner.events.emit("export.created", &id, rec.user_id.as_deref(), json!({ "id": id, "format": rec.format, "source_type": rec.source_type }));
+    inner.events.emit(
+        "export.created",
+        &id,
+        rec.user_id.as_deref(),
+        json!({ "id": id, "format": rec.format, "source_type": rec.source_type }),
+    );
     Ok(ExportCreated { job_id: id, status: "pending".into() })
 }
 
@@ -115,7 +121,10 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
 async fn load_sources(svc: &ExportService, work: &Work) -> Result<Vec<Source>, ExportError> {
     let mut out = Vec::with_capacity(work.items.len());
     for item in &work.items {
-        let src = svc.inner.sources.get(&item.source_type).ok_or_else(|| ExportError::invalid("source_type", format!("source type '{}' is no longer registered", item.source_type)))?;
+        let src =
+            svc.inner.sources.get(&item.source_type).ok_or_else(|| {
+                ExportError::invalid("source_type", format!("source type '{}' is no longer registered", item.source_type))
+            })?;
         let source = match (&item.source_id, &item.inline) {
             (Some(id), _) => src.load(id).await?,
             (None, Some(json)) => {
@@ -264,7 +273,11 @@ async fn finish(svc: &ExportService, rec: &ExportJob, secret: Option<String>) {
         let (kind, title, message) = if rec.status == ExportStatus::Completed {
             (NotificationKind::Success, "Export ready", format!("{} is ready to download.", rec.filename))
         } else {
-            (NotificationKind::Error, "Export failed", format!("{} failed: {}", rec.filename, rec.error.as_deref().unwrap_or("unknown error")))
+            (
+                NotificationKind::Error,
+                "Export failed",
+                format!("{} failed: {}", rec.filename, rec.error.as_deref().unwrap_or("unknown error")),
+            )
         };
         let mut req = SendRequest::new(kind, title, message, user.clone());
         req.channels = vec!["in-app".into()];

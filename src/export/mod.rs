@@ -205,7 +205,11 @@ impl ExportService {
 
     /// Deletes a stored transcript.
     pub async fn delete_transcript(&self, id: &str) -> Result<(), ExportError> {
-        if store::delete_source(&self.inner.store, store::TRANSCRIPTS, id).await? { Ok(()) } else { Err(ExportError::NotFound { kind: "transcript", id: id.into() }) }
+        if store::delete_source(&self.inner.store, store::TRANSCRIPTS, id).await? {
+            Ok(())
+        } else {
+            Err(ExportError::NotFound { kind: "transcript", id: id.into() })
+        }
     }
 
     /// Validates and stores a document; assigns an id when empty.
@@ -230,7 +234,11 @@ impl ExportService {
 
     /// Deletes a stored document.
     pub async fn delete_document(&self, id: &str) -> Result<(), ExportError> {
-        if store::delete_source(&self.inner.store, store::DOCUMENTS, id).await? { Ok(()) } else { Err(ExportError::NotFound { kind: "document", id: id.into() }) }
+        if store::delete_source(&self.inner.store, store::DOCUMENTS, id).await? {
+            Ok(())
+        } else {
+            Err(ExportError::NotFound { kind: "document", id: id.into() })
+        }
     }
 
     // ---- exports ----------------------------------------------------------------------
@@ -267,7 +275,8 @@ impl ExportService {
         if rec.status != ExportStatus::Completed {
             return Err(ExportError::Conflict(format!("export {id} is {}; download is possible once completed", rec.status.as_str())));
         }
-        let (reader, len) = self.storage().open(&rec.storage_key()).await?.ok_or_else(|| ExportError::NotFound { kind: "export file", id: id.into() })?;
+        let (reader, len) =
+            self.storage().open(&rec.storage_key()).await?.ok_or_else(|| ExportError::NotFound { kind: "export file", id: id.into() })?;
         self.run_hooks(|h| h.on_download(&rec));
         Ok(Download { job: rec, reader, len })
     }

@@ -181,7 +181,13 @@ mod tests {
 
     #[test]
     fn validation_names_the_segment_field_and_sorts() {
-        let mut t = Transcript { id: String::new(), title: "t".into(), language: None, segments: vec![seg(2.0, 3.0, "b"), seg(0.0, 1.0, "a")], metadata: Map::new() };
+        let mut t = Transcript {
+            id: String::new(),
+            title: "t".into(),
+            language: None,
+            segments: vec![seg(2.0, 3.0, "b"), seg(0.0, 1.0, "a")],
+            metadata: Map::new(),
+        };
         t.validate_and_sort().unwrap();
         assert_eq!(t.segments[0].text, "a");
         t.segments.push(seg(5.0, 4.0, "x"));

@@ -39,7 +39,12 @@ impl Renderer {
             config.formats.iter().filter_map(|(name, fc)| fc.template_dir.as_ref().map(|d| (name.clone(), PathBuf::from(d)))).collect();
         let templates = Templates::with_format_dirs(Some(PathBuf::from(&config.template_dir)), format_dirs);
         let fonts = FontProvider::new(config.pdf_font.as_ref().map(PathBuf::from), Some(PathBuf::from(&config.font_dir)));
-        Renderer { formats: Arc::new(RwLock::new(formats)), templates: Arc::new(templates), fonts: Arc::new(fonts), config: Arc::new(config.clone()) }
+        Renderer {
+            formats: Arc::new(RwLock::new(formats)),
+            templates: Arc::new(templates),
+            fonts: Arc::new(fonts),
+            config: Arc::new(config.clone()),
+        }
     }
 
     /// Adds (or replaces) a format.

@@ -77,7 +77,8 @@ pub struct ExportCreated {
 
 /// A file-name stem from free text: letters, digits, `-`, `_`, `.`, spaces → `_`.
 pub fn default_stem(parts: &[&str]) -> String {
-    let s: String = parts.join("_").chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' }).take(100).collect();
+    let s: String =
+        parts.join("_").chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' }).take(100).collect();
     if s.trim_matches('_').is_empty() { "export".into() } else { s }
 }
 

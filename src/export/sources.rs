@@ -74,7 +74,9 @@ impl ExportSource for TranscriptSource {
     }
 
     async fn load(&self, id: &str) -> Result<Source, ExportError> {
-        let json = store::get_source(&self.store, TRANSCRIPTS, id).await?.ok_or_else(|| ExportError::NotFound { kind: "transcript", id: id.into() })?;
+        let json = store::get_source(&self.store, TRANSCRIPTS, id)
+            .await?
+            .ok_or_else(|| ExportError::NotFound { kind: "transcript", id: id.into() })?;
         serde_json::from_str(&json).map(Source::Transcript).map_err(|e| ExportError::Io(format!("stored transcript {id} unreadable: {e}")))
     }
 
@@ -102,7 +104,9 @@ impl ExportSource for DocumentSource {
     }
 
     async fn load(&self, id: &str) -> Result<Source, ExportError> {
-        let json = store::get_source(&self.store, DOCUMENTS, id).await?.ok_or_else(|| ExportError::NotFound { kind: "document", id: id.into() })?;
+        let json = store::get_source(&self.store, DOCUMENTS, id)
+            .await?
+            .ok_or_else(|| ExportError::NotFound { kind: "document", id: id.into() })?;
         serde_json::from_str(&json).map(Source::Document).map_err(|e| ExportError::Io(format!("stored document {id} unreadable: {e}")))
     }
 

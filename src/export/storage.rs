@@ -183,7 +183,10 @@ mod tests {
 
     #[test]
     fn disposition_has_ascii_and_utf8_forms() {
-        assert_eq!(content_disposition("Grüße \"x\".srt"), "attachment; filename=\"Gr__e _x_.srt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.srt");
+        assert_eq!(
+            content_disposition("Grüße \"x\".srt"),
+            "attachment; filename=\"Gr__e _x_.srt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.srt"
+        );
     }
 
     #[tokio::test]

@@ -64,8 +64,14 @@ pub async fn insert_export(store: &Store, job: &ExportJob, work: &Work) -> Resul
     let w = codec::encode(work)?;
     store
         .write(move |txn| {
-            txn.open_table(EXPORTS).map_err(crate::store::StoreError::from)?.insert(id.as_str(), rec.as_slice()).map_err(crate::store::StoreError::from)?;
-            txn.open_table(WORK).map_err(crate::store::StoreError::from)?.insert(id.as_str(), w.as_slice()).map_err(crate::store::StoreError::from)?;
+            txn.open_table(EXPORTS)
+                .map_err(crate::store::StoreError::from)?
+                .insert(id.as_str(), rec.as_slice())
+                .map_err(crate::store::StoreError::from)?;
+            txn.open_table(WORK)
+                .map_err(crate::store::StoreError::from)?
+                .insert(id.as_str(), w.as_slice())
+                .map_err(crate::store::StoreError::from)?;
             Ok::<_, ExportError>(())
         })
         .await
@@ -90,7 +96,10 @@ where
             let bytes = codec::encode(&next)?;
             t.insert(id.as_str(), bytes.as_slice()).map_err(crate::store::StoreError::from)?;
             if next.status.is_final() {
-                txn.open_table(WORK).map_err(crate::store::StoreError::from)?.remove(id.as_str()).map_err(crate::store::StoreError::from)?;
+                txn.open_table(WORK)
+                    .map_err(crate::store::StoreError::from)?
+                    .remove(id.as_str())
+                    .map_err(crate::store::StoreError::from)?;
             }
             Ok::<_, ExportError>(Some(next))
         })
@@ -102,7 +111,12 @@ pub async fn delete_export(store: &Store, id: &str) -> Result<bool, ExportError>
     let id = id.to_string();
     store
         .write(move |txn| {
-            let existed = txn.open_table(EXPORTS).map_err(crate::store::StoreError::from)?.remove(id.as_str()).map_err(crate::store::StoreError::from)?.is_some();
+            let existed = txn
+                .open_table(EXPORTS)
+                .map_err(crate::store::StoreError::from)?
+                .remove(id.as_str())
+                .map_err(crate::store::StoreError::from)?
+                .is_some();
             txn.open_table(WORK).map_err(crate::store::StoreError::from)?.remove(id.as_str()).map_err(crate::store::StoreError::from)?;
             Ok::<_, ExportError>(existed)
         })
@@ -110,19 +124,31 @@ pub async fn delete_export(store: &Store, id: &str) -> Result<bool, ExportError>
 }
 
 /// Stores a source's JSON text under `id` in `table`.
-pub async fn put_source(store: &Store, table: TableDefinition<'static, &'static str, &'static [u8]>, id: &str, json: String) -> Result<(), ExportError> {
+pub async fn put_source(
+    store: &Store,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+    id: &str,
+    json: String,
+) -> Result<(), ExportError> {
     let id = id.to_string();
     let bytes = codec::encode(&json)?;
     store
         .write(move |txn| {
-            txn.open_table(table).map_err(crate::store::StoreError::from)?.insert(id.as_str(), bytes.as_slice()).map_err(crate::store::StoreError::from)?;
+            txn.open_table(table)
+                .map_err(crate::store::StoreError::from)?
+                .insert(id.as_str(), bytes.as_slice())
+                .map_err(crate::store::StoreError::from)?;
             Ok::<_, ExportError>(())
         })
         .await
 }
 
 /// Reads a source's JSON text.
-pub async fn get_source(store: &Store, table: TableDefinition<'static, &'static str, &'static [u8]>, id: &str) -> Result<Option<String>, ExportError> {
+pub async fn get_source(
+    store: &Store,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<String>, ExportError> {
     let id = id.to_string();
     store
         .read(move |txn| {
@@ -136,11 +162,20 @@ pub async fn get_source(store: &Store, table: TableDefinition<'static, &'static 
 }
 
 /// Deletes a source; returns whether it existed.
-pub async fn delete_source(store: &Store, table: TableDefinition<'static, &'static str, &'static [u8]>, id: &str) -> Result<bool, ExportError> {
+pub async fn delete_source(
+    store: &Store,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+    id: &str,
+) -> Result<bool, ExportError> {
     let id = id.to_string();
     store
         .write(move |txn| {
-            let existed = txn.open_table(table).map_err(crate::store::StoreError::from)?.remove(id.as_str()).map_err(crate::store::StoreError::from)?.is_some();
+            let existed = txn
+                .open_table(table)
+                .map_err(crate::store::StoreError::from)?
+                .remove(id.as_str())
+                .map_err(crate::store::StoreError::from)?
+                .is_some();
             Ok::<_, ExportError>(existed)
         })
         .await

@@ -53,7 +53,10 @@ impl Templates {
                     Ok(s) => return Ok(Some(s)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read template {name}: {e}")));
+                        return Err(minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("cannot read template {name}: {e}"),
+                        ));
                     }
                 }
             }

@@ -109,10 +109,17 @@ pub struct ListParams {
         (status = 400, description = "Invalid status or limit", body = crate::error::ErrorBody),
     )
 )]
-async fn list_exports(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(q): Query<ListParams>) -> ApiResult<axum::Json<Vec<ExportJob>>> {
+async fn list_exports(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ListParams>,
+) -> ApiResult<axum::Json<Vec<ExportJob>>> {
     let status = match q.status.as_deref() {
         None => None,
-        Some(st) => Some(ExportStatus::parse(st).ok_or_else(|| ApiError::invalid_query("status", "must be pending, running, completed, failed or cancelled"))?),
+        Some(st) => Some(
+            ExportStatus::parse(st)
+                .ok_or_else(|| ApiError::invalid_query("status", "must be pending, running, completed, failed or cancelled"))?,
+        ),
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -134,7 +141,11 @@ async fn list_exports(State(s): State<AppState>, Extension(p): Extension<Princip
         (status = 404, description = "No such export", body = crate::error::ErrorBody),
     )
 )]
-async fn get_export(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<ExportJob>> {
+async fn get_export(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ExportJob>> {
     let job = s.export.get(&id).await?;
     check_access(&p, &job)?;
     Ok(axum::Json(job))
@@ -162,7 +173,11 @@ pub struct DeleteResponse {
         (status = 404, description = "No such export", body = crate::error::ErrorBody),
     )
 )]
-async fn delete_export(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<DeleteResponse>> {
+async fn delete_export(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<DeleteResponse>> {
     let job = s.export.get(&id).await?;
     check_access(&p, &job)?;
     let status = s.export.delete(&id).await?;
@@ -183,12 +198,20 @@ async fn delete_export(State(s): State<AppState>, Extension(p): Extension<Princi
         (status = 409, description = "Not completed (yet)", body = crate::error::ErrorBody),
     )
 )]
-async fn download_export(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn download_export(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let job = s.export.get(&id).await?;
     check_access(&p, &job)?;
     let etag = job.etag.clone().unwrap_or_default();
     if !etag.is_empty()
-        && headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
         && job.status == ExportStatus::Completed
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
@@ -232,7 +255,11 @@ async fn download_export(State(s): State<AppState>, Extension(p): Extension<Prin
         (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
     )
 )]
-async fn create_transcript(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(v): Json<serde_json::Value>) -> ApiResult<(StatusCode, axum::Json<Transcript>)> {
+async fn create_transcript(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(v): Json<serde_json::Value>,
+) -> ApiResult<(StatusCode, axum::Json<Transcript>)> {
     require_service(&p)?;
     Ok((StatusCode::CREATED, axum::Json(s.export.save_transcript(v).await?)))
 }
@@ -248,7 +275,11 @@ async fn create_transcript(State(s): State<AppState>, Extension(p): Extension<Pr
         (status = 404, description = "No such transcript", body = crate::error::ErrorBody),
     )
 )]
-async fn get_transcript(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Transcript>> {
+async fn get_transcript(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Transcript>> {
     require_service(&p)?;
     Ok(axum::Json(s.export.get_transcript(&id).await?))
 }
@@ -264,7 +295,11 @@ async fn get_transcript(State(s): State<AppState>, Extension(p): Extension<Princ
         (status = 404, description = "No such transcript", body = crate::error::ErrorBody),
     )
 )]
-async fn delete_transcript(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_transcript(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     require_service(&p)?;
     s.export.delete_transcript(&id).await?;
     Ok(axum::Json(Deleted { success: true }))
@@ -282,7 +317,11 @@ async fn delete_transcript(State(s): State<AppState>, Extension(p): Extension<Pr
         (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
     )
 )]
-async fn create_document(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(v): Json<serde_json::Value>) -> ApiResult<(StatusCode, axum::Json<Document>)> {
+async fn create_document(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(v): Json<serde_json::Value>,
+) -> ApiResult<(StatusCode, axum::Json<Document>)> {
     require_service(&p)?;
     Ok((StatusCode::CREATED, axum::Json(s.export.save_document(v).await?)))
 }
@@ -298,7 +337,11 @@ async fn create_document(State(s): State<AppState>, Extension(p): Extension<Prin
         (status = 404, description = "No such document", body = crate::error::ErrorBody),
     )
 )]
-async fn get_document(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Document>> {
+async fn get_document(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Document>> {
     require_service(&p)?;
     Ok(axum::Json(s.export.get_document(&id).await?))
 }
@@ -314,7 +357,11 @@ async fn get_document(State(s): State<AppState>, Extension(p): Extension<Princip
         (status = 404, description = "No such document", body = crate::error::ErrorBody),
     )
 )]
-async fn delete_document(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_document(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     require_service(&p)?;
     s.export.delete_document(&id).await?;
     Ok(axum::Json(Deleted { success: true }))

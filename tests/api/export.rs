@@ -85,7 +85,8 @@ async fn srt_from_stored_transcript_round_trips_through_python_srt() {
     let (st, got) = s.get("/api/transcripts/t-srt").await;
     assert_eq!((st, &got), (200, &saved));
 
-    let (rec, bytes) = export_bytes(&s, json!({"source_type": "transcript", "source_id": "t-srt", "format": "srt", "filename": "Grüße"})).await;
+    let (rec, bytes) =
+        export_bytes(&s, json!({"source_type": "transcript", "source_id": "t-srt", "format": "srt", "filename": "Grüße"})).await;
     assert_eq!(rec["filename"], "Grüße.srt");
     assert_eq!(check_srt(&bytes), 4);
     let text = String::from_utf8(bytes).unwrap();
@@ -94,7 +95,13 @@ async fn srt_from_stored_transcript_round_trips_through_python_srt() {
 
     // Conditional download.
     let id = rec["id"].as_str().unwrap();
-    let r = s.client.get(s.url(&format!("/api/exports/{id}/download"))).header("if-none-match", rec["etag"].as_str().unwrap()).send().await.unwrap();
+    let r = s
+        .client
+        .get(s.url(&format!("/api/exports/{id}/download")))
+        .header("if-none-match", rec["etag"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 304);
 }
 
@@ -131,7 +138,9 @@ async fn docx_has_heading_styles_text_and_table_layout() {
     assert_eq!(v.header, vec!["Bericht"]);
     assert!(v.footer[0].starts_with("Page "), "{:?}", v.footer);
 
-    let (_, bytes) = export_bytes(&s, json!({"source_type": "transcript", "source": transcript(""), "format": "docx", "options": {"layout": "table"}})).await;
+    let (_, bytes) =
+        export_bytes(&s, json!({"source_type": "transcript", "source": transcript(""), "format": "docx", "options": {"layout": "table"}}))
+            .await;
     let v = read_docx(&bytes);
     assert_eq!(v.tables.len(), 1);
     assert_eq!(v.tables[0][0], vec!["Start", "End", "Speaker", "Text"]);
@@ -154,7 +163,11 @@ async fn pdf_passes_qpdf_and_pdftotext_with_pages_and_small_font_subset() {
     assert!(text.contains("Page 1 of 1"), "{text}");
     assert!(bytes.len() < 60_000, "{} bytes: the font is not subset", bytes.len());
 
-    let (_, bytes) = export_bytes(&s, json!({"source_type": "transcript", "source": long_transcript(400), "format": "pdf", "options": {"page_size": "letter"}})).await;
+    let (_, bytes) = export_bytes(
+        &s,
+        json!({"source_type": "transcript", "source": long_transcript(400), "format": "pdf", "options": {"page_size": "letter"}}),
+    )
+    .await;
     let (pages, text) = check_pdf(&bytes);
     assert!(pages >= 5, "{pages} pages");
     assert!(text.contains(&format!("Page 2 of {pages}")), "no page numbers");
@@ -168,7 +181,11 @@ async fn txt_md_json_keep_non_ascii_and_options() {
     let (_, txt) = export_bytes(&s, json!({"source_type": "transcript", "source": src, "format": "txt"})).await;
     let txt = String::from_utf8(txt).unwrap();
     assert!(txt.contains(&format!("[0:00 - 0:02] Anna: {GREETING}\n")), "{txt}");
-    let (_, txt) = export_bytes(&s, json!({"source_type": "transcript", "source": src, "format": "txt", "options": {"timestamps": false, "speakers": false}})).await;
+    let (_, txt) = export_bytes(
+        &s,
+        json!({"source_type": "transcript", "source": src, "format": "txt", "options": {"timestamps": false, "speakers": false}}),
+    )
+    .await;
     let txt = String::from_utf8(txt).unwrap();
     assert!(txt.contains(&format!("\n{GREETING}\n")) && !txt.contains("Anna"), "{txt}");
     let (_, md) = export_bytes(&s, json!({"source_type": "transcript", "source": src, "format": "md"})).await;
@@ -198,9 +215,21 @@ async fn bad_input_is_refused_naming_the_field() {
         (json!({"source_type": "transcript", "source": src, "format": "pdf", "options": {"font_size": 100}}), 400, "options.font_size"),
         (json!({"source_type": "transcript", "source": src, "format": "pdf", "options": {"colour": 1}}), 400, "options"),
         (json!({"source_type": "document", "source": {"title": "d", "content": "x"}, "format": "srt"}), 400, "format"),
-        (json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": 1, "end": 0.5, "text": "x"}]}, "format": "srt"}), 400, "source.segments[0].end"),
-        (json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": -1, "end": 0.5, "text": "x"}]}, "format": "srt"}), 400, "source.segments[0].start"),
-        (json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": 0, "end": 0.5, "text": " "}]}, "format": "srt"}), 400, "source.segments[0].text"),
+        (
+            json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": 1, "end": 0.5, "text": "x"}]}, "format": "srt"}),
+            400,
+            "source.segments[0].end",
+        ),
+        (
+            json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": -1, "end": 0.5, "text": "x"}]}, "format": "srt"}),
+            400,
+            "source.segments[0].start",
+        ),
+        (
+            json!({"source_type": "transcript", "source": {"title": "t", "segments": [{"start": 0, "end": 0.5, "text": " "}]}, "format": "srt"}),
+            400,
+            "source.segments[0].text",
+        ),
         (json!({"source_type": "transcript", "source": src, "format": "srt", "webhook_url": "ftp://x"}), 400, "webhook_url"),
     ];
     for (body, status, field) in cases {
@@ -209,7 +238,12 @@ async fn bad_input_is_refused_naming_the_field() {
         let got = resp["error"]["field"].as_str().unwrap_or("");
         assert!(got.starts_with(field), "for {body}: field {got:?}, expected {field}; {resp}");
     }
-    let (st, resp) = s.post("/api/transcripts", json!({"title": "t", "segments": [{"start": 0, "end": 1, "text": "ok"}, {"start": 2, "end": 2, "text": "x"}]})).await;
+    let (st, resp) = s
+        .post(
+            "/api/transcripts",
+            json!({"title": "t", "segments": [{"start": 0, "end": 1, "text": "ok"}, {"start": 2, "end": 2, "text": "x"}]}),
+        )
+        .await;
     assert_error(st, &resp, 400);
     assert_eq!(resp["error"]["field"], "segments[1].end");
     let (st, resp) = s.post("/api/documents", json!({"title": "t"})).await;

@@ -51,7 +51,8 @@ pub const BUILTIN: &[FormatSpec] = &[
         name: "docx",
         content_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         extension: "docx",
-        timed: false, render: docx::render,
+        timed: false,
+        render: docx::render,
     },
     FormatSpec { name: "pdf", content_type: "application/pdf", extension: "pdf", timed: false, render: pdf::render },
 ];
@@ -103,7 +104,14 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { timestamps: true, speakers: true, layout: Layout::Paragraphs, pretty: None, page_size: PageSize::A4, font_size: 11.0 }
+        RenderOptions {
+            timestamps: true,
+            speakers: true,
+            layout: Layout::Paragraphs,
+            pretty: None,
+            page_size: PageSize::A4,
+            font_size: 11.0,
+        }
     }
 }
 
@@ -207,10 +215,14 @@ pub fn require_transcript<'s>(source: &'s Source, format: &str) -> Result<&'s su
 /// Cues in millisecond resolution sorted by (start, end), the order subtitle players
 /// and the `srt` reference library expect.
 pub fn cues(t: &super::model::Transcript) -> Vec<(u64, u64, &super::model::Segment)> {
-    let mut v: Vec<_> = t.segments.iter().map(|s| {
-        let (a, b) = cue_ms(s.start, s.end);
-        (a, b, s)
-    }).collect();
+    let mut v: Vec<_> = t
+        .segments
+        .iter()
+        .map(|s| {
+            let (a, b) = cue_ms(s.start, s.end);
+            (a, b, s)
+        })
+        .collect();
     v.sort_by_key(|c| (c.0, c.1));
     v
 }

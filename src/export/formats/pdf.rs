@@ -95,7 +95,9 @@ pub fn layout(source: &Source, ctx: &RenderContext<'_>, font: &LoadedFont, width
                     text.push_str(&short_timestamp(s.start));
                     text.push_str("] ");
                 }
-                if ctx.options.speakers && let Some(sp) = s.speaker.as_deref().map(str::trim).filter(|x| !x.is_empty()) {
+                if ctx.options.speakers
+                    && let Some(sp) = s.speaker.as_deref().map(str::trim).filter(|x| !x.is_empty())
+                {
                     text.push_str(sp);
                     text.push_str(": ");
                 }

@@ -18,7 +18,10 @@ pub fn render(source: &Source, ctx: &RenderContext<'_>) -> Result<Vec<u8>, Expor
         out.push('\n');
         let mut first = true;
         for line in cue_lines(&seg.text) {
-            if first && ctx.options.speakers && let Some(sp) = seg.speaker.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            if first
+                && ctx.options.speakers
+                && let Some(sp) = seg.speaker.as_deref().map(str::trim).filter(|s| !s.is_empty())
+            {
                 out.push_str(sp);
                 out.push_str(": ");
             }

@@ -8,7 +8,12 @@ use crate::export::templates::Templates;
 /// A small transcript with non-ASCII text, a multi-line segment, markup characters and
 /// a segment past one hour.
 pub fn sample() -> Source {
-    let seg = |start: f64, end: f64, speaker: Option<&str>, text: &str| Segment { start, end, speaker: speaker.map(Into::into), text: text.into() };
+    let seg = |start: f64, end: f64, speaker: Option<&str>, text: &str| Segment {
+        start,
+        end,
+        speaker: speaker.map(Into::into),
+        text: text.into(),
+    };
     Source::Transcript(Transcript {
         id: "t1".into(),
         title: "Grüße".into(),

@@ -34,7 +34,9 @@ pub fn render(source: &Source, ctx: &RenderContext<'_>) -> Result<Vec<u8>, Expor
         out.push('\n');
         let speaker = seg.speaker.as_deref().map(str::trim).filter(|s| ctx.options.speakers && !s.is_empty());
         for (i, line) in cue_lines(&seg.text).enumerate() {
-            if i == 0 && let Some(sp) = speaker {
+            if i == 0
+                && let Some(sp) = speaker
+            {
                 out.push_str("<v ");
                 escape_into(&mut out, sp);
                 out.push('>');

@@ -92,10 +92,22 @@ pub fn check_pdf(bytes: &[u8]) -> (usize, String) {
     let path = dir.path().join("x.pdf");
     std::fs::write(&path, bytes).unwrap();
     let out = Command::new("qpdf").arg("--check").arg(&path).output().unwrap_or_else(|e| panic!("qpdf is required (apt qpdf): {e}"));
-    assert_eq!(out.status.code(), Some(0), "qpdf --check: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "qpdf --check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pages = Command::new("qpdf").arg("--show-npages").arg(&path).output().unwrap();
     let pages = String::from_utf8_lossy(&pages.stdout).trim().parse().unwrap();
-    let text = Command::new("pdftotext").arg("-enc").arg("UTF-8").arg(&path).arg("-").output().unwrap_or_else(|e| panic!("pdftotext is required (apt poppler-utils): {e}"));
+    let text = Command::new("pdftotext")
+        .arg("-enc")
+        .arg("UTF-8")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| panic!("pdftotext is required (apt poppler-utils): {e}"));
     assert!(text.status.success(), "pdftotext failed");
     (pages, String::from_utf8_lossy(&text.stdout).into_owned())
 }
