@@ -1,0 +1,226 @@
+//! Cache throughput, printed as operations per second:
+//! - L1 hit `get`s on 1 and 2 threads, beside raw quick_cache `get`s measured in the same
+//!   run with the same keys and value sizes (goal: the cache ≥ 80% of raw);
+//! - L2 hit `get`s (L1 disabled) sequentially and with 16 concurrent tasks;
+//! - `get_or_set` under contention: 64 tasks on one hot key (hits), and 64 tasks missing
+//!   together on a fresh key per round (single flight: one factory run per round).
+//!
+//! Run: `cargo bench --bench cache`
+
+use bytes::Bytes;
+use futures::FutureExt;
+use hearth::cache::{Cache, CacheValue, config::CacheConfig};
+use hearth::clock::SystemClock;
+use hearth::store::Store;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 10_000;
+const VALUE_BYTES: usize = 100;
+const BUDGET: Duration = Duration::from_millis(1500);
+
+fn keys() -> Arc<Vec<String>> {
+    Arc::new((0..KEYS).map(|i| format!("user:{i}:profile")).collect())
+}
+
+/// Runs `op(i)` in a loop on `threads` threads for the budget; returns ops/s.
+fn per_second<F>(threads: usize, op: F) -> f64
+where
+    F: Fn(usize) + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let op = op.clone();
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                let mut i = t * 7919;
+                while start.elapsed() < BUDGET {
+                    for _ in 0..1024 {
+                        op(i);
+                        i = i.wrapping_add(1);
+                    }
+                    n += 1024;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn fmt(x: f64) -> String {
+    if x >= 1e6 { format!("{:.2} M/s", x / 1e6) } else { format!("{:.1} k/s", x / 1e3) }
+}
+
+fn l1_vs_raw(cache: &Cache, rt: &tokio::runtime::Runtime) {
+    let keys = keys();
+    let value = Bytes::from(vec![7u8; VALUE_BYTES]);
+    rt.block_on(async {
+        for k in keys.iter() {
+            cache.set(k, CacheValue::with_content_type(value.clone(), "application/json"), None, &[]).await.unwrap();
+        }
+    });
+    let raw: Arc<quick_cache::sync::Cache<String, Bytes>> = Arc::new(quick_cache::sync::Cache::new(KEYS * 2));
+    for k in keys.iter() {
+        raw.insert(k.clone(), value.clone());
+    }
+    println!("L1 hit get ({KEYS} keys, {VALUE_BYTES}-byte values; cache.get() polled once with now_or_never):");
+    for threads in [1, 2] {
+        let (r, k) = (raw.clone(), keys.clone());
+        let raw_rate = per_second(threads, move |i| {
+            black_box(r.get(k[i % KEYS].as_str()).expect("raw hit"));
+        });
+        let (c, k) = (cache.clone(), keys.clone());
+        let ours = per_second(threads, move |i| {
+            let v = c.get(k[i % KEYS].as_str()).now_or_never().expect("L1 hit completes at once").unwrap().expect("hit");
+            black_box(v);
+        });
+        println!(
+            "  {threads} thread(s): raw quick_cache {:>12}   hearth cache {:>12}   ratio {:.0}%",
+            fmt(raw_rate),
+            fmt(ours),
+            100.0 * ours / raw_rate
+        );
+    }
+}
+
+fn l2_hits(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut cfg = CacheConfig::default();
+    cfg.l1.enabled = false;
+    let cache = Cache::new(store, Arc::new(SystemClock), cfg);
+    let keys = keys();
+    rt.block_on(async {
+        let value = Bytes::from(vec![7u8; VALUE_BYTES]);
+        let mut tasks = Vec::new();
+        for chunk in keys.chunks(500) {
+            let (c, chunk, v) = (cache.clone(), chunk.to_vec(), value.clone());
+            tasks.push(tokio::spawn(async move {
+                for k in chunk {
+                    c.set(&k, CacheValue::new(v.clone()), None, &[]).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        println!("L2 hit get (L1 disabled, redb read on the blocking pool):");
+        for tasks in [1usize, 16] {
+            let done = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let mut hs = Vec::new();
+            for t in 0..tasks {
+                let (c, k, done) = (cache.clone(), keys.clone(), done.clone());
+                hs.push(tokio::spawn(async move {
+                    let mut i = t * 7919;
+                    while start.elapsed() < BUDGET {
+                        black_box(c.get(&k[i % KEYS]).await.unwrap().expect("L2 hit"));
+                        i += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }));
+            }
+            for h in hs {
+                h.await.unwrap();
+            }
+            println!("  {tasks:>2} task(s): {:>12}", fmt(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()));
+        }
+    });
+}
+
+fn contention(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cache = Cache::new(store, Arc::new(SystemClock), CacheConfig::default());
+    rt.block_on(async {
+        const TASKS: usize = 64;
+        println!("get_or_set under contention ({TASKS} tasks on 2 worker threads):");
+        // Hot key: one miss, then everyone hits.
+        let factory_runs = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut hs = Vec::new();
+        for _ in 0..TASKS {
+            let (c, runs, done) = (cache.clone(), factory_runs.clone(), done.clone());
+            hs.push(tokio::spawn(async move {
+                while start.elapsed() < BUDGET {
+                    for _ in 0..64 {
+                        let runs = runs.clone();
+                        let v = c
+                            .get_or_set(
+                                "hot",
+                                || async move {
+                                    runs.fetch_add(1, Ordering::Relaxed);
+                                    Ok::<_, anyhow::Error>(CacheValue::new(vec![1u8; VALUE_BYTES]))
+                                },
+                                None,
+                            )
+                            .await
+                            .unwrap();
+                        black_box(v);
+                    }
+                    done.fetch_add(64, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for h in hs {
+            h.await.unwrap();
+        }
+        println!(
+            "  one hot key:            {:>12} get_or_set calls, {} factory run(s)",
+            fmt(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()),
+            factory_runs.load(Ordering::Relaxed)
+        );
+        // Fresh key per round: all tasks miss together; the factory takes 1 ms.
+        let rounds = 100u64;
+        let runs = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        for r in 0..rounds {
+            let key = format!("round:{r}");
+            let mut hs = Vec::with_capacity(TASKS);
+            for _ in 0..TASKS {
+                let (c, key, runs) = (cache.clone(), key.clone(), runs.clone());
+                hs.push(tokio::spawn(async move {
+                    c.get_or_set(
+                        &key,
+                        || async move {
+                            runs.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            Ok::<_, anyhow::Error>(CacheValue::new(vec![2u8; VALUE_BYTES]))
+                        },
+                        None,
+                    )
+                    .await
+                    .unwrap()
+                }));
+            }
+            for h in hs {
+                black_box(h.await.unwrap());
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "  {TASKS} concurrent misses: {:>8.0} rounds/s ({:.2} ms per round incl. 1 ms factory + durable L2 write), {} factory runs for {rounds} rounds",
+            rounds as f64 / secs,
+            secs * 1000.0 / rounds as f64,
+            runs.load(Ordering::Relaxed)
+        );
+    });
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cache = Cache::new(store, Arc::new(SystemClock), CacheConfig::default());
+    l1_vs_raw(&cache, &rt);
+    l2_hits(&rt);
+    contention(&rt);
+}
