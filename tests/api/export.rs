@@ -2,6 +2,7 @@
 //! (see `export/checkers.rs`), the job life cycle, storage safety and bad input.
 
 mod checkers;
+mod plugins;
 
 use crate::common::{TestServer, assert_error, hearth_bin};
 use checkers::{check_pdf, check_srt, check_vtt, read_docx};
