@@ -303,7 +303,7 @@ async fn webhooks_are_signed_and_retried_with_a_stable_delivery_id() {
     .await;
     // An external worker runs a job through the worker protocol.
     let (st, enq) = s.post("/api/jobs", json!({"name": "external.task", "payload": {"n": 1}, "queue": "ext"})).await;
-    assert_eq!(st, 200, "{enq}");
+    assert_eq!(st, 201, "{enq}");
     let job_id = enq["job_id"].as_str().unwrap().to_string();
     let (st, claimed) = s.post("/api/jobs/claim", json!({"queues": ["ext"], "worker_id": "w1", "max": 1, "lease_seconds": 30})).await;
     assert_eq!(st, 200, "{claimed}");
