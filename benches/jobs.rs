@@ -131,7 +131,11 @@ async fn latency(samples: usize) {
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
-    println!("enqueue -> start latency, idle workers ({samples} samples, enqueue includes its fsync): p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99));
+    println!(
+        "enqueue -> start latency, idle workers ({samples} samples, enqueue includes its fsync): p50 {:.2} ms, p99 {:.2} ms",
+        p(0.5),
+        p(0.99)
+    );
     bg.shutdown.cancel();
 }
 
