@@ -33,6 +33,8 @@ pub const NEXT_CURSOR: &str = "x-next-cursor";
 
 /// Routes of the notify module.
 pub fn routes() -> OpenApiRouter<AppState> {
+    // The server installs its recorder before building routes; describe into it.
+    crate::notify::metrics::describe();
     OpenApiRouter::new()
         .routes(routes!(send, list))
         .routes(routes!(send_batch))

@@ -1,12 +1,12 @@
 //! Prometheus metrics of the notification module (`hearth_notify_*`).
 
 use super::model::Notification;
-use std::sync::Once;
 
-/// Registers HELP texts once per process.
-pub(super) fn describe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+/// Registers HELP texts with the current global recorder. Called when the service is
+/// built (for programs that install their recorder first) and again when the HTTP routes
+/// are built, after the server installed its Prometheus recorder; repeating is harmless.
+pub fn describe() {
+    {
         ::metrics::describe_counter!("hearth_notify_sent_total", "Notifications accepted, by type.");
         ::metrics::describe_counter!("hearth_notify_routed_total", "Channel deliveries requested by accepted notifications, by channel.");
         ::metrics::describe_counter!("hearth_notify_delivered_total", "Channel deliveries that succeeded, by channel.");
@@ -19,7 +19,7 @@ pub(super) fn describe() {
             "Seconds from send to successful delivery, by channel (0 for in-app, which is delivered by the send)."
         );
         ::metrics::describe_gauge!("hearth_notify_ws_connections", "Open notification WebSocket connections.");
-    });
+    }
 }
 
 pub(super) fn sent(n: &Notification) {
