@@ -2,9 +2,10 @@
 //!
 //! quick_cache has no TTL, so every entry carries its expiry (milliseconds since the Unix
 //! epoch) and a lookup treats an expired entry as a miss and drops it.
-//! Invariant: [`L1::get`] never returns an entry whose expiry is at or before `now_ms`.
+//! Invariant: [`L1::get`] never returns an entry whose expiry has passed (see [`super::time`]).
 
 use super::model::CacheValue;
+use super::time::CacheClock;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter, sync::Cache as Qc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -67,11 +68,12 @@ impl L1 {
 
     /// The live entry for `key`, or None (dropping it when expired).
     #[inline]
-    pub fn get(&self, key: &str, now_ms: i64) -> Option<L1Entry> {
+    pub fn get(&self, key: &str, clock: &CacheClock) -> Option<L1Entry> {
         let e = self.cache.get(key)?;
-        if e.expires_ms > now_ms {
+        if clock.alive(e.expires_ms) {
             return Some(e);
         }
+        let now_ms = clock.now_ms();
         self.cache.remove_if(key, |v| v.expires_ms <= now_ms);
         None
     }

@@ -31,6 +31,7 @@ mod hooks;
 mod l1;
 mod model;
 mod record;
+mod time;
 mod typed;
 pub mod validate;
 
@@ -51,6 +52,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use time::CacheClock;
 
 /// The cache. Cheap to clone; every clone is the same cache.
 #[derive(Clone)]
@@ -60,7 +62,7 @@ pub struct Cache {
 
 struct Inner {
     config: CacheConfig,
-    clock: SharedClock,
+    clock: CacheClock,
     l1: Option<L1>,
     l2: Option<Arc<dyn CacheBackend>>,
     prefix: String,
@@ -94,7 +96,7 @@ impl Cache {
         Cache {
             inner: Arc::new(Inner {
                 config,
-                clock,
+                clock: CacheClock::new(clock),
                 l1,
                 l2,
                 prefix,
@@ -145,7 +147,25 @@ impl Cache {
     }
 
     fn now_ms(&self) -> i64 {
-        self.inner.clock.now().timestamp_millis()
+        self.inner.clock.now_ms()
+    }
+
+    /// The live L1 entry for `key`, counting the hit or miss. A pure in-memory path.
+    #[inline]
+    fn l1_lookup(&self, key: &str) -> Option<L1Entry> {
+        let inner = &*self.inner;
+        let l1 = inner.l1.as_ref()?;
+        match l1.get(key, &inner.clock) {
+            Some(e) => {
+                inner.counters.hit(Tier::L1);
+                inner.hooks.each(|h| h.on_hit(key, Tier::L1));
+                Some(e)
+            }
+            None => {
+                inner.counters.l1_misses.add(1);
+                None
+            }
+        }
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -163,24 +183,28 @@ impl Cache {
 
     /// The value under `key`, or None on a miss (seed `get`).
     pub async fn get(&self, key: &str) -> Result<Option<CacheValue>, CacheError> {
-        Ok(self.lookup(key).await?.map(|h| h.value))
+        self.inner.hooks.each(|h| h.on_get(key));
+        if let Some(e) = self.l1_lookup(key) {
+            return Ok(Some(e.value));
+        }
+        Ok(self.lookup_l2(key).await?.map(|h| h.value))
     }
 
     /// As [`Cache::get`], also saying which tier answered and when the entry expires.
     pub async fn lookup(&self, key: &str) -> Result<Option<Hit>, CacheError> {
-        let inner = &*self.inner;
-        inner.hooks.each(|h| h.on_get(key));
-        let now = self.now_ms();
-        if let Some(l1) = &inner.l1 {
-            if let Some(e) = l1.get(key, now) {
-                inner.counters.hit(Tier::L1);
-                inner.hooks.each(|h| h.on_hit(key, Tier::L1));
-                return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.expires_ms) }));
-            }
-            inner.counters.l1_misses.add(1);
+        self.inner.hooks.each(|h| h.on_get(key));
+        if let Some(e) = self.l1_lookup(key) {
+            return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.expires_ms) }));
         }
-        // Only validated keys are ever stored, so the L1 hit path above needs no check.
+        self.lookup_l2(key).await
+    }
+
+    /// The L2 half of a lookup (after an L1 miss), promoting a hit into L1.
+    async fn lookup_l2(&self, key: &str) -> Result<Option<Hit>, CacheError> {
+        let inner = &*self.inner;
+        // Only validated keys are ever stored, so the L1 hit path needs no check.
         validate::key(key)?;
+        let now = self.now_ms();
         if let Some(l2) = &inner.l2 {
             let snap = inner.consistency.snapshot(key);
             if let Some(e) = l2.get(&self.full_key(key), now).await? {
@@ -206,8 +230,7 @@ impl Cache {
         validate::value_size(value.data.len(), &inner.config)?;
         let ttl = validate::ttl(ttl, &inner.config)?;
         let tags = validate::tags(tags)?;
-        let now = inner.clock.now();
-        let now_ms = now.timestamp_millis();
+        let now_ms = inner.clock.now_ms();
         let expires_ms = now_ms.saturating_add(ttl.as_millis() as i64);
         let ticket = inner.consistency.begin(key, || {
             if let Some(l1) = &inner.l1 {
@@ -356,7 +379,7 @@ impl Cache {
                 }
                 Role::Leader(leader) => {
                     // A flight that finished between our lookup and `join` has filled L1.
-                    if let Some(e) = inner.l1.as_ref().and_then(|l1| l1.get(key, self.now_ms())) {
+                    if let Some(e) = inner.l1.as_ref().and_then(|l1| l1.get(key, &inner.clock)) {
                         leader.complete(Ok(e.value.clone()));
                         return Ok(e.value);
                     }
