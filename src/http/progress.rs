@@ -18,7 +18,7 @@ use axum::{
     extract::{
         Path, State,
         rejection::BytesRejection,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, StatusCode, header},
     response::{
@@ -212,7 +212,7 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
 }
 
 fn new_feed(s: &AppState) -> Feed {
-    Feed::new(s.progress.clone(), s.events.subscribe(), s.config.progress.subscriber_buffer)
+    Feed::new(s.progress.clone(), s.config.progress.subscriber_buffer)
 }
 
 /// Server-sent events of one progress: first its current state, then every change, each
@@ -339,7 +339,10 @@ async fn run_socket(mut socket: WebSocket, s: AppState, p: Principal, mut feed: 
                 Some(Ok(_)) => continue,
             },
             msg = feed.next() => match msg {
-                Some(m) => Message::Text(m.to_ws_json().into()),
+                Some(m) => match Utf8Bytes::try_from(m.ws_frame()) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => continue,
+                },
                 None => return,
             },
             _ = ping.tick() => Message::Ping(Default::default()),

@@ -14,8 +14,8 @@
 //!   [`Progress`] JSON) through a [`ProgressEmitter`], by default onto the event bus.
 //! - Extensibility: [`ProgressStorage`] (default [`RedbProgressStorage`]),
 //!   [`ProgressEmitter`] (default [`EventBusEmitter`]) and [`ProgressPlugin`] hooks.
-//! - Live feeds: [`live::Feed`] turns the bus into a per-subscriber stream that never
-//!   slows other subscribers (WebSocket and SSE both use it).
+//! - Live feeds: [`live::Feed`] routes bus events to per-subscriber streams that never
+//!   slow other subscribers (WebSocket and SSE both use it).
 //! - Retention: a sweeper removes finished records after the configured hours.
 
 pub mod config;
@@ -51,7 +51,14 @@ impl ProgressTracker {
     /// Builds the tracker on the embedded backends: records in the shared redb `store`,
     /// events on `events`.
     pub fn new(store: Store, events: EventBus, clock: SharedClock, config: ProgressConfig) -> Self {
-        ProgressTracker::with_backends(Arc::new(RedbProgressStorage::new(store)), Arc::new(EventBusEmitter::new(events)), clock, config)
+        let tracker = ProgressTracker::with_backends(
+            Arc::new(RedbProgressStorage::new(store)),
+            Arc::new(EventBusEmitter::new(events.clone())),
+            clock,
+            config,
+        );
+        tracker.set_event_bus(events);
+        tracker
     }
 
     /// Starts the background tasks on `bg`: the coalesced flush (with idle eviction) and

@@ -19,16 +19,18 @@
 use super::config::ProgressConfig;
 use super::emitter::ProgressEmitter;
 use super::error::ProgressError;
+use super::live::Hub;
 use super::machine::{self, Change, Finish};
 use super::metrics as m;
 use super::model::{NewProgress, Progress, ProgressRecord, ProgressStatus, ProgressUpdate, topics};
 use super::plugin::ProgressPlugin;
 use super::storage::{ListQuery, ProgressStorage};
 use crate::clock::SharedClock;
+use crate::events::EventBus;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::OwnedMutexGuard;
 
@@ -61,6 +63,10 @@ pub(super) struct Inner {
     pub(super) dirty: Mutex<Vec<Arc<Slot>>>,
     plugins: RwLock<Arc<[Arc<dyn ProgressPlugin>]>>,
     pub(super) epoch: Instant,
+    /// The bus live feeds read (set by `new` or [`ProgressTracker::set_event_bus`]).
+    bus: OnceLock<EventBus>,
+    /// Routes bus events to live feeds; started with the first feed.
+    hub: OnceLock<Hub>,
 }
 
 /// Tracks long-running operations: weighted stages, percent, ETA, status. Cheap to clone.
@@ -107,8 +113,25 @@ impl ProgressTracker {
                 dirty: Mutex::new(Vec::new()),
                 plugins: RwLock::new(Arc::from(Vec::new())),
                 epoch: Instant::now(),
+                bus: OnceLock::new(),
+                hub: OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the event bus that live feeds ([`super::live::Feed`]) follow; `new` does this.
+    /// With a custom emitter that does not publish on this bus, feeds only see snapshots.
+    /// Only the first call has an effect.
+    pub fn set_event_bus(&self, bus: EventBus) {
+        let _ = self.inner.bus.set(bus);
+    }
+
+    /// The feed router, started on first use (needs a Tokio runtime).
+    pub(super) fn hub(&self) -> &Hub {
+        self.inner.hub.get_or_init(|| {
+            let bus = self.inner.bus.get_or_init(|| EventBus::new(16));
+            Hub::start(bus)
+        })
     }
 
     /// The configuration in force.
