@@ -12,8 +12,22 @@ use std::time::Instant;
 
 const ADJ: &[&str] = &["quick", "lazy", "bright", "silent", "ancient", "modern", "fragile", "heavy", "gentle", "noisy", "rusty", "golden"];
 const NOUN: &[&str] = &[
-    "engine", "river", "garden", "server", "violin", "mountain", "invoice", "kitten", "satellite", "bakery", "harbor", "library", "tractor",
-    "glacier", "market", "compiler",
+    "engine",
+    "river",
+    "garden",
+    "server",
+    "violin",
+    "mountain",
+    "invoice",
+    "kitten",
+    "satellite",
+    "bakery",
+    "harbor",
+    "library",
+    "tractor",
+    "glacier",
+    "market",
+    "compiler",
 ];
 const VERB: &[&str] = &["repairs", "watches", "crosses", "builds", "paints", "measures", "delivers", "protects", "cleans", "studies"];
 const PLACE: &[&str] = &["city", "valley", "office", "station", "forest", "island", "factory", "school", "museum", "airport"];
@@ -32,15 +46,7 @@ impl Rng {
 }
 
 fn sentence(r: &mut Rng) -> String {
-    format!(
-        "The {} {} {} the {} {} near the {}.",
-        r.pick(ADJ),
-        r.pick(NOUN),
-        r.pick(VERB),
-        r.pick(ADJ),
-        r.pick(NOUN),
-        r.pick(PLACE)
-    )
+    format!("The {} {} {} the {} {} near the {}.", r.pick(ADJ), r.pick(NOUN), r.pick(VERB), r.pick(ADJ), r.pick(NOUN), r.pick(PLACE))
 }
 
 fn rss_mb() -> f64 {
@@ -116,7 +122,9 @@ fn main() {
     }
     let rust_rate = sentences.len() as f64 / t.elapsed().as_secs_f64();
     match python_rate(&models, &sentences, 100) {
-        Some(py) => println!("embedding: {rust_rate:.0} sentences/s (Python onnxruntime same files: {py:.0}/s, ratio {:.2}x)", rust_rate / py),
+        Some(py) => {
+            println!("embedding: {rust_rate:.0} sentences/s (Python onnxruntime same files: {py:.0}/s, ratio {:.2}x)", rust_rate / py)
+        }
         None => println!("embedding: {rust_rate:.0} sentences/s (Python onnxruntime not available for comparison)"),
     }
     let t = Instant::now();
@@ -143,7 +151,12 @@ fn main() {
     println!("indexing: {} docs in {secs:.1}s = {:.0} docs/s", docs.len(), docs.len() as f64 / secs);
     let t = Instant::now();
     app.search.rebuild_graph_if_due();
-    println!("HNSW build over {} vectors: {:.1}s; stats {:?}", app.search.vector_index().stats().vectors, t.elapsed().as_secs_f64(), app.search.vector_index().stats());
+    println!(
+        "HNSW build over {} vectors: {:.1}s; stats {:?}",
+        app.search.vector_index().stats().vectors,
+        t.elapsed().as_secs_f64(),
+        app.search.vector_index().stats()
+    );
 
     // 3. Query latency per mode.
     let queries: Vec<String> = (0..200).map(|_| format!("{} {} in the {}", rng.pick(ADJ), rng.pick(NOUN), rng.pick(PLACE))).collect();
@@ -186,7 +199,11 @@ fn main() {
         total += exact.len();
         found += exact.iter().filter(|e| approx.contains(e)).count();
     }
-    println!("HNSW recall@10 vs exact: {:.3} (ef_search {})", found as f64 / total as f64, hearth::search::config::VectorDbConfig::default().hnsw_ef_search);
+    println!(
+        "HNSW recall@10 vs exact: {:.3} (ef_search {})",
+        found as f64 / total as f64,
+        hearth::search::config::VectorDbConfig::default().hnsw_ef_search
+    );
     println!("RSS at {chunks} chunks: {:.0} MB", rss_mb());
     rt.block_on(app.shutdown());
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use tantivy::collector::{FilterCollector, TopDocs};
-use tantivy::query::QueryParser;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -82,7 +82,6 @@ struct Fields {
 /// Handle on the keyword index; cheap to clone.
 #[derive(Clone)]
 pub struct KeywordIndex {
-    index: Index,
     reader: IndexReader,
     fields: Fields,
     tx: mpsc::Sender<Job>,
@@ -132,7 +131,7 @@ impl KeywordIndex {
             .name("search-keyword-writer".into())
             .spawn(move || writer_loop(writer, thread_reader, fields, rx, opened_seq))
             .map_err(|e| SearchError::Index(format!("cannot start the index writer: {e}")))?;
-        Ok(KeywordIndex { index, reader, fields, tx, analyzer, opened_seq })
+        Ok(KeywordIndex { reader, fields, tx, analyzer, opened_seq })
     }
 
     /// Applies `ops` (tagged with the store's sequence number `seq`, 0 for none) and
@@ -166,8 +165,7 @@ impl KeywordIndex {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
-        let (q, _errors) = parser.parse_query_lenient(query);
+        let q = self.query_of(query);
         let top = TopDocs::with_limit(k).order_by_score();
         let found = match allow {
             Some(f) => searcher.search(&q, &FilterCollector::new("doc".to_string(), move |d: u64| f(d as u32), top))?,
@@ -182,6 +180,26 @@ impl KeywordIndex {
             out.push(KeywordHit { doc, chunk, score });
         }
         Ok(out)
+    }
+
+    /// A BM25 query: any of the query's analysed terms (natural language, no query syntax:
+    /// `two-factor` or `Ctrl+K` are words, not operators).
+    fn query_of(&self, query: &str) -> BooleanQuery {
+        let mut analyzer = self.analyzer.clone();
+        let mut terms: Vec<String> = Vec::new();
+        analyzer.token_stream(query).process(&mut |t| {
+            if !terms.contains(&t.text) {
+                terms.push(t.text.clone());
+            }
+        });
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .into_iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(Term::from_field_text(self.fields.text, &t), IndexRecordOption::WithFreqs));
+                (Occur::Should, q)
+            })
+            .collect();
+        BooleanQuery::new(clauses)
     }
 
     /// Byte ranges in `text` of the tokens that match a token of `query` (after the

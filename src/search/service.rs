@@ -196,6 +196,10 @@ impl SearchService {
                 tracing::error!(error = %e, "search: loading failed");
             }
             me.inner.loaded.send_replace(true);
+            let filler = me.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || filler.backfill()).await {
+                tracing::error!(error = %e, "search: embedding backfill failed");
+            }
             me.inner.rebuild_due.notify_one();
             loop {
                 tokio::select! {
@@ -304,6 +308,78 @@ impl SearchService {
                 tracing::error!(error = %e, "search: loading the index failed");
                 *inner.keyword.write() = Err(e.to_string());
             }
+        }
+    }
+
+    /// Blocking: embeds documents stored without vectors of the current model (indexed
+    /// while the model was missing, or under another model), so semantic search covers
+    /// every document. Skips a document that was re-indexed meanwhile.
+    fn backfill(&self) {
+        let Ok(embedder) = self.embedder() else { return };
+        let model = embedder.model_id().to_string();
+        let mut todo: Vec<(String, DocRecord)> = Vec::new();
+        let listed = (|| -> Result<(), SearchError> {
+            let txn = self.inner.store.database().begin_read().map_err(crate::store::StoreError::from)?;
+            sstore::for_each_doc(&txn, |id, rec, _| {
+                if rec.model != model && !rec.chunks.is_empty() {
+                    todo.push((id, rec));
+                }
+                Ok(())
+            })
+        })();
+        if let Err(e) = listed {
+            tracing::error!(error = %e, "search: cannot list documents to embed");
+            return;
+        }
+        if todo.is_empty() {
+            return;
+        }
+        tracing::info!(documents = todo.len(), "search: embedding documents stored without vectors");
+        let per_batch = self.inner.config.embeddings.batch_size.max(1);
+        let mut at = 0;
+        while at < todo.len() {
+            let mut end = at;
+            let mut texts = Vec::new();
+            while end < todo.len() && (end == at || texts.len() + todo[end].1.chunks.len() <= per_batch) {
+                texts.extend((0..todo[end].1.chunks.len()).map(|i| todo[end].1.chunk_text(i).to_string()));
+                end += 1;
+            }
+            let vectors = match embedder.embed(&texts) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "search: backfill embedding failed");
+                    return;
+                }
+            };
+            let mut it = vectors.into_iter();
+            let batch: Vec<(String, u32, Vec<[u8; 16]>, Vec<Vec<f32>>)> = todo[at..end]
+                .iter()
+                .map(|(id, rec)| (id.clone(), rec.doc, rec.hashes.clone(), it.by_ref().take(rec.chunks.len()).collect()))
+                .collect();
+            let _order = self.inner.write_order.blocking_lock();
+            let to_write = batch.clone();
+            let model_id = model.clone();
+            // A document that cannot be updated is skipped (it keeps working for keyword search).
+            let written = self.inner.store.write_blocking(move |txn| -> Result<Vec<bool>, SearchError> {
+                Ok(to_write
+                    .iter()
+                    .map(|(id, _, hashes, vs)| sstore::put_vectors(txn, id, hashes, &model_id, vs).unwrap_or(false))
+                    .collect())
+            });
+            match written {
+                Ok(flags) => {
+                    for ((_, num, _, vs), ok) in batch.iter().zip(flags) {
+                        if ok {
+                            self.inner.vectors.put(*num, vs);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "search: storing backfilled vectors failed");
+                    return;
+                }
+            }
+            at = end;
         }
     }
 

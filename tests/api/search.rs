@@ -1,7 +1,7 @@
 //! Integration tests of the search module, with the real model from `models/`
 //! (run `bash models/fetch.sh` first).
 
-use crate::common::{TestServer, assert_error};
+use crate::common::{Child, TestServer, assert_error, split};
 use serde_json::{Value, json};
 
 async fn index(s: &TestServer, id: &str, content: &str, metadata: Value) {
@@ -230,43 +230,6 @@ async fn without_the_model_keyword_search_works_and_semantic_says_why() {
 }
 
 #[tokio::test]
-async fn indexes_are_rebuilt_from_the_store_after_a_restart() {
-    let s = TestServer::start().await;
-    pets(&s).await;
-    let dir = s.stop().await.expect("temp dir");
-    // Lose the keyword index entirely: it is derived and must come back from redb.
-    std::fs::remove_dir_all(dir.path().join("search").join("tantivy")).unwrap();
-    let s = restart(dir.path()).await;
-    let r = search(&s, json!({"query": "quarterly revenue", "mode": "keyword"})).await;
-    assert_eq!(ids(&r), vec!["revenue"]);
-    let r = search(&s, json!({"query": "a small kitten", "mode": "semantic"})).await;
-    assert_eq!(r[0]["id"], "cat");
-    let (_, stats) = s.get("/api/search/stats").await;
-    assert_eq!((stats["documents"].as_u64(), stats["vectors"].as_u64()), (Some(4), Some(4)), "{stats}");
-    // Deleting after the rebuild is durable across another restart.
-    let (st, _) = s.delete("/api/search/car").await;
-    assert_eq!(st, 200);
-    s.stop().await;
-    let s = restart(dir.path()).await;
-    let r = search(&s, json!({"query": "automobile highway tow", "mode": "keyword"})).await;
-    assert!(r.is_empty(), "{r:?}");
-    let (_, stats) = s.get("/api/search/stats").await;
-    assert_eq!(stats["documents"], 3);
-}
-
-/// Restarts on `dir` once the previous server has released the database.
-async fn restart(dir: &std::path::Path) -> TestServer {
-    for _ in 0..100 {
-        let d = dir.to_path_buf();
-        if tokio::task::spawn_blocking(move || hearth::store::Store::open(&d).map(|s| s.close())).await.unwrap().is_ok() {
-            return TestServer::start_in(dir, |_| {}).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the database in {} was never released", dir.display());
-}
-
-#[tokio::test]
 async fn a_large_batch_runs_as_a_job() {
     let s = TestServer::start_with(|c| c.search.batch_job_above = 3).await;
     let docs: Vec<Value> =
@@ -286,4 +249,79 @@ async fn a_large_batch_runs_as_a_job() {
     assert_eq!(status, "completed");
     let r = search(&s, json!({"query": "astronomy stars", "mode": "keyword", "limit": 100})).await;
     assert_eq!(r.len(), 8);
+}
+
+/// HTTP against a `hearth serve` child process.
+async fn call(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    split(r.send().await.unwrap()).await
+}
+
+async fn child_search(c: &Child, body: Value) -> Vec<String> {
+    let (st, out) = call(&c.base, reqwest::Method::POST, "/api/search", Some(body)).await;
+    assert_eq!(st, 200, "{out}");
+    ids(out.as_array().unwrap())
+}
+
+async fn child_index(c: &Child, id: &str, content: &str) {
+    let (st, out) = call(&c.base, reqwest::Method::POST, "/api/search/index", Some(json!({"id": id, "content": content}))).await;
+    assert_eq!(st, 200, "{out}");
+}
+
+#[tokio::test]
+async fn acknowledged_documents_survive_sigkill_and_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut c = Child::spawn(&data, &[]).await;
+    for (id, text) in PETS {
+        child_index(&c, id, text).await;
+    }
+    c.kill();
+    // Lose the derived keyword index entirely: it must come back from redb.
+    std::fs::remove_dir_all(data.join("search").join("tantivy")).unwrap();
+    let mut c = Child::spawn(&data, &[]).await;
+    assert_eq!(child_search(&c, json!({"query": "quarterly revenue", "mode": "keyword"})).await, vec!["revenue"]);
+    assert_eq!(child_search(&c, json!({"query": "a small kitten", "mode": "semantic"})).await[0], "cat");
+    let (st, _) = call(&c.base, reqwest::Method::DELETE, "/api/search/car", None).await;
+    assert_eq!(st, 200);
+    child_index(&c, "recipe", "Tomato soup: simmer tomatoes with basil.").await;
+    c.kill();
+    // The index left by a SIGKILL is stale or current; either way the store wins.
+    let c = Child::spawn(&data, &[]).await;
+    assert!(child_search(&c, json!({"query": "automobile highway tow", "mode": "keyword"})).await.is_empty());
+    assert!(child_search(&c, json!({"query": "whisk eggs flour", "mode": "keyword"})).await.is_empty());
+    assert_eq!(child_search(&c, json!({"query": "basil soup", "mode": "hybrid"})).await[0], "recipe");
+    let (_, stats) = call(&c.base, reqwest::Method::GET, "/api/search/stats", None).await;
+    assert_eq!((stats["documents"].as_u64(), stats["vectors"].as_u64()), (Some(3), Some(3)), "{stats}");
+}
+
+#[tokio::test]
+async fn documents_indexed_without_the_model_are_embedded_once_it_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let empty = dir.path().join("no-model");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut c = Child::spawn(&data, &[("HEARTH__SEARCH__EMBEDDINGS__MODEL_DIR", empty.to_str().unwrap())]).await;
+    child_index(&c, "cat", PETS[0].1).await;
+    child_index(&c, "revenue", PETS[1].1).await;
+    let (st, _) = call(&c.base, reqwest::Method::POST, "/api/search", Some(json!({"query": "kitten", "mode": "semantic"}))).await;
+    assert_eq!(st, 503);
+    c.kill();
+    let c = Child::spawn(&data, &[]).await;
+    let mut stats = Value::Null;
+    for _ in 0..400 {
+        stats = call(&c.base, reqwest::Method::GET, "/api/search/stats", None).await.1;
+        if stats["vectors"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(stats["vectors"], 2, "{stats}");
+    assert_eq!(child_search(&c, json!({"query": "a small kitten", "mode": "semantic"})).await[0], "cat");
+    let (st, sim) = call(&c.base, reqwest::Method::GET, "/api/search/cat/similar", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(ids(sim.as_array().unwrap()), vec!["revenue"]);
 }
