@@ -225,3 +225,81 @@ impl Notifications {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::channel::NotificationChannel;
+    use crate::notify::model::{IN_APP, NotificationKind};
+    use crate::notify::store::NewItem;
+    use async_trait::async_trait;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl NotificationChannel for Counting {
+        fn name(&self) -> &str {
+            "push"
+        }
+        async fn deliver(&self, _input: DeliveryInput<'_>) -> Result<(), DeliveryError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A crash after the notification's commit but before its jobs were enqueued leaves an
+    /// outbox entry; the replay at start enqueues the delivery exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outbox_left_by_a_crash_is_replayed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::default();
+        config.server.data_dir = dir.path().to_path_buf();
+        config.modules.search.enabled = false;
+        let app = crate::App::build(config).await.unwrap();
+        let svc = app.notify.clone();
+        let push = Arc::new(Counting(AtomicUsize::new(0)));
+        svc.register_channel(push.clone());
+        let now = app.clock.now();
+        let pending = Delivery { state: DeliveryState::Pending, attempts: 0, error: None, updated_at: now };
+        let n = Notification {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: NotificationKind::Info,
+            title: "t".into(),
+            message: String::new(),
+            user_id: "u".into(),
+            channels: vec![IN_APP.into(), "push".into()],
+            action_url: None,
+            action_label: None,
+            template: None,
+            data: None,
+            read: false,
+            read_at: None,
+            created_at: now,
+            deliveries: BTreeMap::from([("push".to_string(), pending)]),
+        };
+        let stored = n.clone();
+        app.store
+            .write(move |txn| store::insert(txn, &[NewItem { n: &stored, email: None, outbox: &["push".to_string()] }]))
+            .await
+            .unwrap();
+        // Two replays (as after two restarts): the deterministic job id keeps it to one job.
+        let bg = app.background().clone();
+        start(&svc, &bg);
+        start(&svc, &bg);
+        let mut state = DeliveryState::Pending;
+        for _ in 0..400 {
+            state = svc.get(&n.id).await.unwrap().deliveries["push"].state;
+            if state == DeliveryState::Delivered {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(state, DeliveryState::Delivered);
+        assert!(app.store.read(store::outbox).await.unwrap().is_empty(), "the outbox is cleared");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(push.0.load(Ordering::SeqCst), 1);
+        app.shutdown().await;
+    }
+}

@@ -79,3 +79,16 @@ async fn sockets_close_on_shutdown() {
     assert!(next_frame(&mut ws).await.is_none(), "the server closes the socket");
     stop.await.unwrap();
 }
+
+#[tokio::test]
+async fn without_persistence_in_app_notifications_are_pushed_not_kept() {
+    let s = TestServer::start_with(|c| c.notification.persistence.enabled = false).await;
+    let (mut ws, _) = ws_connect(&s, "np", None).await;
+    let id = send(&s, "np", "ephemeral").await;
+    let f = next_frame(&mut ws).await.unwrap();
+    assert_eq!((f["event"].clone(), f["data"]["notification"]["id"].clone()), (json!("notification.created"), json!(id)));
+    let (_, list) = s.get("/api/notifications?user_id=np").await;
+    assert_eq!(list, json!([]));
+    let (st, _) = s.get(&format!("/api/notifications/{id}")).await;
+    assert_eq!(st, 404);
+}
