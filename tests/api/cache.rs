@@ -1,6 +1,6 @@
 //! Integration tests of the cache module: the HTTP API on a real server.
 
-use crate::common::{TestServer, assert_error};
+use crate::common::{Child, TestServer, assert_error};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -13,18 +13,19 @@ async fn put(s: &TestServer, path: &str, body: impl Into<reqwest::Body>, content
     crate::common::split(r.send().await.unwrap()).await
 }
 
-/// Restarts on `dir` once the previous server has released the database (its writer
-/// thread closes the file shortly after the last handle is dropped).
-async fn restart(dir: &std::path::Path, tweak: impl FnOnce(&mut hearth::Config)) -> TestServer {
-    for _ in 0..100 {
-        let d = dir.to_path_buf();
-        let probe = tokio::task::spawn_blocking(move || hearth::store::Store::open(&d).map(|s| s.close())).await.unwrap();
-        if probe.is_ok() {
-            return TestServer::start_in(dir, tweak).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the database in {} was never released", dir.display());
+/// A `hearth serve` child on `dir` with the given cache key prefix. (Env values are read
+/// as YAML, so a prefix ending in `:` must be quoted.)
+async fn child(dir: &std::path::Path, prefix: &str) -> Child {
+    Child::spawn(dir, &[("HEARTH__CACHE__L2__KEY_PREFIX", &format!("'{prefix}'"))]).await
+}
+
+/// GET a raw value from a child process.
+async fn child_get(c: &Child, key: &str) -> (u16, String, String, Vec<u8>) {
+    let r = reqwest::get(format!("{}/api/cache/{key}", c.base)).await.unwrap();
+    let status = r.status().as_u16();
+    let h = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (ct, tier) = (h("content-type"), h("x-cache"));
+    (status, ct, tier, r.bytes().await.unwrap().to_vec())
 }
 
 /// GET a raw value: status, content type, tier header, body bytes.
@@ -70,21 +71,43 @@ async fn put_get_delete_keep_the_body_and_its_content_type() {
 }
 
 #[tokio::test]
-async fn keys_are_one_percent_encoded_segment_and_are_namespaced() {
-    let s = TestServer::start_with(|c| c.cache.l2.key_prefix = "app1:".into()).await;
+async fn keys_are_one_percent_encoded_segments() {
+    let s = TestServer::start().await;
     assert_eq!(put(&s, "/api/cache/user:42%2Fprofile%20v2", "p", Some("text/plain")).await.0, 200);
     let v = s.app.cache.get("user:42/profile v2").await.unwrap().expect("decoded key");
     assert_eq!(v.data.as_ref(), b"p");
     assert_eq!(get_raw(&s, "/api/cache/user:42%2Fprofile%20v2").await.0, 200);
     s.app.cache.set("from-rust", hearth::cache::CacheValue::new("r"), None, &[]).await.unwrap();
     assert_eq!(get_raw(&s, "/api/cache/from-rust").await.3, b"r");
-    // Another prefix on the same data dir does not see these keys.
-    let dir = s.stop().await.unwrap();
-    let s2 = restart(dir.path(), |c| c.cache.l2.key_prefix = "app2:".into()).await;
-    assert_eq!(get_raw(&s2, "/api/cache/from-rust").await.0, 404);
-    s2.stop().await;
-    let s3 = restart(dir.path(), |c| c.cache.l2.key_prefix = "app1:".into()).await;
-    assert_eq!(get_raw(&s3, "/api/cache/from-rust").await.0, 200);
+}
+
+/// Restarts are real processes killed with SIGKILL: what was acknowledged is on disk, and
+/// each `l2.key_prefix` sees only its own keys.
+#[tokio::test]
+async fn values_survive_a_crash_and_restart_within_their_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "compressible line of text\n".repeat(500);
+    let mut a = child(dir.path(), "app1:").await;
+    let client = reqwest::Client::new();
+    let r = client.put(format!("{}/api/cache/persist?ttl=600&tags=keep", a.base)).header("content-type", "text/csv").body(big.clone());
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    a.kill();
+
+    let mut b = child(dir.path(), "app2:").await;
+    assert_eq!(child_get(&b, "persist").await.0, 404, "another prefix does not see the key");
+    b.kill();
+
+    let a = child(dir.path(), "app1:").await;
+    let (st, ct, tier, body) = child_get(&a, "persist").await;
+    assert_eq!((st, ct.as_str(), tier.as_str()), (200, "text/csv", "l2"));
+    assert_eq!(body, big.as_bytes());
+    assert_eq!(child_get(&a, "persist").await.2, "l1", "promoted after the L2 hit");
+    let stats: Value = reqwest::get(format!("{}/api/cache/stats", a.base)).await.unwrap().json().await.unwrap();
+    assert!(stats["l2"]["bytes"].as_u64().unwrap() < big.len() as u64 / 4, "compressed in L2: {stats}");
+    let r = client.post(format!("{}/api/cache/invalidate", a.base)).json(&json!({"tags": ["keep"]})).send().await.unwrap();
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["invalidated"], 1, "the tag index survived the crash");
+    assert_eq!(child_get(&a, "persist").await.0, 404);
 }
 
 #[tokio::test]
@@ -165,23 +188,6 @@ async fn invalidate_by_tags_and_delete_by_pattern() {
     assert_eq!((st, &b["deleted"]), (200, &json!(1)), "{b}");
     assert_eq!(get_raw(&s, "/api/cache/user:10").await.0, 404);
     assert_eq!(get_raw(&s, "/api/cache/post:1").await.0, 200);
-}
-
-#[tokio::test]
-async fn values_survive_a_restart() {
-    let s = TestServer::start().await;
-    let big = "compressible line of text\n".repeat(500);
-    assert_eq!(put(&s, "/api/cache/persist?ttl=600&tags=keep", big.clone(), Some("text/csv")).await.0, 200);
-    let dir = s.stop().await.unwrap();
-    let s = restart(dir.path(), |_| {}).await;
-    let (st, ct, tier, body) = get_raw(&s, "/api/cache/persist").await;
-    assert_eq!((st, ct.as_str(), tier.as_str()), (200, "text/csv", "l2"));
-    assert_eq!(body, big.as_bytes());
-    assert_eq!(get_raw(&s, "/api/cache/persist").await.2, "l1", "promoted after the L2 hit");
-    let (_, stats) = s.get("/api/cache/stats").await;
-    assert!(stats["l2"]["bytes"].as_u64().unwrap() < big.len() as u64 / 4, "compressed in L2: {stats}");
-    let (_, b) = s.post("/api/cache/invalidate", json!({"tags": ["keep"]})).await;
-    assert_eq!(b["invalidated"], 1, "tag index survived the restart");
 }
 
 #[tokio::test]
