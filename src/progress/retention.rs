@@ -22,7 +22,11 @@ impl ProgressTracker {
             (ProgressStatus::Failed, cfg.retain_failed_hours),
             (ProgressStatus::Cancelled, cfg.retain_failed_hours),
         ] {
-            let cutoff = now - chrono::Duration::hours(hours.min(i32::MAX as u64) as i64);
+            // A retention too long to represent keeps everything.
+            let Some(cutoff) = chrono::Duration::try_hours(hours.min(i64::MAX as u64) as i64).and_then(|d| now.checked_sub_signed(d))
+            else {
+                continue;
+            };
             loop {
                 let removed = self.inner.storage.remove_finished(status, cutoff, SWEEP_BATCH).await?;
                 total += removed.len();

@@ -244,4 +244,42 @@ async fn metrics_are_exported_with_help() {
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
         assert!(text.lines().any(|l| l.starts_with(name) && !l.starts_with('#')), "no sample of {name}");
     }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed");
+    let progress_lines: String = text.lines().filter(|l| l.contains("hearth_progress_")).map(|l| format!("{l}\n")).collect();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), progress_lines.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{progress_lines}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document() {
+    let s = TestServer::start().await;
+    let (st, spec) = s.get("/openapi.json").await;
+    assert_eq!(st, 200);
+    for (path, methods) in [
+        ("/api/progress", &["get", "post"][..]),
+        ("/api/progress/{id}", &["get", "patch", "delete"][..]),
+        ("/api/progress/{id}/advance", &["post"][..]),
+        ("/api/progress/{id}/complete", &["post"][..]),
+        ("/api/progress/{id}/fail", &["post"][..]),
+        ("/api/progress/{id}/cancel", &["post"][..]),
+        ("/api/progress/{id}/events", &["get"][..]),
+        ("/ws/progress", &["get"][..]),
+    ] {
+        for m in methods {
+            assert!(spec["paths"][path][m].is_object(), "{m} {path} missing from the OpenAPI document");
+        }
+    }
+    assert!(spec["components"]["schemas"]["Progress"]["properties"]["eta_seconds"].is_object());
 }
