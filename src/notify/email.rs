@@ -6,8 +6,9 @@
 //! - `smtp://host:25?tls=opportunistic` — STARTTLS when the server offers it;
 //! - `smtp://127.0.0.1:2525?tls=none` — plain SMTP, for local relays and tests only.
 //!
-//! `?timeout=SECONDS` sets the connection/command timeout (default 30). User and password
-//! are percent-decoded. SendGrid, SES and Mailgun all offer SMTP relays, so no vendor SDK
+//! `?timeout=SECONDS` sets the connection/command timeout (default 30);
+//! `?ca_file=/path/ca.pem` trusts an extra root certificate (a private relay's own CA) on
+//! top of the built-in web PKI roots. User and password are percent-decoded. SendGrid, SES and Mailgun all offer SMTP relays, so no vendor SDK
 //! is needed (`provider: sendgrid` + `api_key` is a shortcut for SendGrid's relay).
 
 use super::channel::{DeliveryError, DeliveryInput, DeliveryMode, NotificationChannel};
@@ -17,7 +18,7 @@ use super::model::Preferences;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct SmtpSettings {
     pub credentials: Option<(String, String)>,
     /// Connection and command timeout.
     pub timeout: Duration,
+    /// Extra trusted root certificate (PEM), for relays with a private CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("tls", &self.tls)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -91,6 +95,7 @@ impl SmtpSettings {
         };
         let host = u.host_str().filter(|h| !h.is_empty()).ok_or("SMTP_URL has no host")?.trim_matches(['[', ']']).to_string();
         let mut timeout = Duration::from_secs(30);
+        let mut ca_file = None;
         for (k, v) in u.query_pairs() {
             match (k.as_ref(), v.as_ref()) {
                 ("tls", "none") if tls != TlsMode::Implicit => tls = TlsMode::None,
@@ -104,7 +109,8 @@ impl SmtpSettings {
                     let secs: u64 = s.parse().map_err(|_| "SMTP_URL: timeout must be whole seconds".to_string())?;
                     timeout = Duration::from_secs(secs.max(1));
                 }
-                (other, _) => return Err(format!("SMTP_URL: unknown parameter '{other}' (tls, timeout)")),
+                ("ca_file", p) if !p.is_empty() => ca_file = Some(std::path::PathBuf::from(p)),
+                (other, _) => return Err(format!("SMTP_URL: unknown or empty parameter '{other}' (tls, timeout, ca_file)")),
             }
         }
         let port = u.port().unwrap_or(match tls {
@@ -114,7 +120,7 @@ impl SmtpSettings {
         });
         let credentials =
             if u.username().is_empty() { None } else { Some((percent_decode(u.username()), percent_decode(u.password().unwrap_or("")))) };
-        Ok(SmtpSettings { host, port, tls, credentials, timeout })
+        Ok(SmtpSettings { host, port, tls, credentials, timeout, ca_file })
     }
 
     /// Settings from the email config: `smtp_url`, or the SendGrid relay shortcut.
@@ -129,6 +135,7 @@ impl SmtpSettings {
                 tls: TlsMode::StartTls,
                 credentials: Some(("apikey".into(), key.clone())),
                 timeout: Duration::from_secs(30),
+                ca_file: None,
             })),
             ("sendgrid", None) => Err("provider sendgrid needs api_key (or set SMTP_URL)".into()),
             ("smtp", _) => Ok(None),
@@ -139,7 +146,15 @@ impl SmtpSettings {
     }
 
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        let params = || TlsParameters::new(self.host.clone()).map_err(|e| format!("TLS setup for {}: {e}", self.host));
+        let params = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(self.host.clone());
+            if let Some(path) = &self.ca_file {
+                let pem = std::fs::read(path).map_err(|e| format!("SMTP_URL ca_file {}: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| format!("SMTP_URL ca_file {}: {e}", path.display()))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build().map_err(|e| format!("TLS setup for {}: {e}", self.host))
+        };
         let tls = match self.tls {
             TlsMode::None => Tls::None,
             TlsMode::StartTls => Tls::Required(params()?),
@@ -245,6 +260,8 @@ mod tests {
         assert!(SmtpSettings::parse("http://h").is_err());
         assert!(SmtpSettings::parse("smtp://h?tls=maybe").is_err());
         assert!(SmtpSettings::parse("smtp://h?foo=1").is_err());
+        assert_eq!(SmtpSettings::parse("smtp://h?ca_file=/etc/ca.pem").unwrap().ca_file, Some("/etc/ca.pem".into()));
+        assert!(SmtpSettings::parse("smtp://h?ca_file=").is_err());
         let e = SmtpSettings::parse("smtp://u:secret@h?tls=bad").unwrap_err();
         assert!(!e.contains("secret"));
         assert!(!format!("{:?}", SmtpSettings::parse("smtp://u:secret@h").unwrap()).contains("secret"));

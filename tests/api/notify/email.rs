@@ -1,6 +1,6 @@
 //! Email through a real SMTP server (aiosmtpd) read back from its Maildir.
 
-use super::support::{SmtpServer, wait_delivery};
+use super::support::{SmtpServer, self_signed_cert, wait_delivery};
 use crate::common::{TestServer, assert_error};
 use serde_json::json;
 
@@ -106,4 +106,56 @@ async fn bad_smtp_url_makes_email_unavailable_with_the_reason() {
     let (st, b) = s.post("/api/notifications", json!({"type": "info", "title": "t", "user_id": "g", "channels": ["email"]})).await;
     assert_eq!(assert_error(st, &b, 503), "service_unavailable");
     assert!(b["error"]["message"].as_str().unwrap().contains("tls=maybe"), "{b}");
+}
+
+/// Sends one plain email through `url` and checks it arrived.
+async fn roundtrip(smtp: &SmtpServer, url: String) {
+    let s = TestServer::start_with(move |c| {
+        c.notification.channels.email.smtp_url = Some(url);
+        c.notification.channels.email.max_attempts = 1;
+    })
+    .await;
+    s.put("/api/notifications/preferences/tls", json!({"email": "tls@example.com"})).await;
+    let (st, b) = s.post("/api/notifications", json!({"type": "info", "title": "secure", "user_id": "tls", "channels": ["email"]})).await;
+    assert_eq!(st, 200, "{b}");
+    let id = b["notification_id"].as_str().unwrap().to_string();
+    for _ in 0..400 {
+        let (_, n) = s.get(&format!("/api/notifications/{id}")).await;
+        match n["deliveries"]["email"]["state"].as_str() {
+            Some("delivered") => break,
+            Some("failed") => panic!("TLS delivery failed: {n}"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+        }
+    }
+    let m = &smtp.wait_for(1).await[0];
+    assert_eq!((m["to"].as_str(), m["subject"].as_str()), (Some("tls@example.com"), Some("secure")));
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_with_a_private_ca() {
+    let (_d, cert, key) = self_signed_cert();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    // STARTTLS (required by default for smtp://; aiosmtpd requires it too).
+    let smtp = SmtpServer::start_with(&["--tlscert", cert_s, "--tlskey", key_s]).await;
+    roundtrip(&smtp, format!("smtp://127.0.0.1:{}?ca_file={cert_s}&timeout=5", smtp.port)).await;
+    // Implicit TLS (smtps://).
+    let smtps = SmtpServer::start_with(&["--smtpscert", cert_s, "--smtpskey", key_s]).await;
+    roundtrip(&smtps, format!("smtps://127.0.0.1:{}?ca_file={cert_s}&timeout=5", smtps.port)).await;
+}
+
+#[tokio::test]
+async fn starttls_refuses_an_untrusted_certificate() {
+    let (_d, cert, key) = self_signed_cert();
+    let smtp = SmtpServer::start_with(&["--tlscert", cert.to_str().unwrap(), "--tlskey", key.to_str().unwrap()]).await;
+    let url = format!("smtp://127.0.0.1:{}?timeout=5", smtp.port);
+    let s = TestServer::start_with(move |c| {
+        c.notification.channels.email.smtp_url = Some(url);
+        c.notification.channels.email.max_attempts = 1;
+    })
+    .await;
+    s.put("/api/notifications/preferences/tls", json!({"email": "tls@example.com"})).await;
+    let (_, b) = s.post("/api/notifications", json!({"type": "info", "title": "x", "user_id": "tls", "channels": ["email"]})).await;
+    let n = wait_delivery(&s, b["notification_id"].as_str().unwrap(), "email", "failed").await;
+    assert!(n["deliveries"]["email"]["error"].as_str().unwrap().contains("SMTP"), "{n}");
+    assert!(smtp.messages().is_empty(), "nothing is sent over an unverified connection");
 }

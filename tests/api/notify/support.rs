@@ -22,6 +22,11 @@ impl SmtpServer {
     /// Starts `python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c aiosmtpd.handlers.Mailbox MAILDIR`
     /// and waits until it accepts connections.
     pub async fn start() -> SmtpServer {
+        SmtpServer::start_with(&[]).await
+    }
+
+    /// As [`SmtpServer::start`] with extra aiosmtpd arguments (e.g. `--tlscert`).
+    pub async fn start_with(extra: &[&str]) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
         for sub in ["cur", "new", "tmp"] {
@@ -29,7 +34,9 @@ impl SmtpServer {
         }
         let port = free_port();
         let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -156,4 +163,21 @@ pub async fn next_frame(ws: &mut Ws) -> Option<Value> {
 /// True when no frame arrives within `ms` milliseconds.
 pub async fn silent_for(ws: &mut Ws, ms: u64) -> bool {
     tokio::time::timeout(Duration::from_millis(ms), ws.next()).await.is_err()
+}
+
+/// A self-signed certificate for 127.0.0.1 made with the openssl CLI: (dir, cert, key).
+pub fn self_signed_cert() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (dir, cert, key)
 }
