@@ -154,6 +154,9 @@ async fn bad_input_is_a_400_or_413_naming_the_field() {
     assert_eq!(field(&b), "tags");
     let (st, b) = s.post("/api/cache/invalidate", json!({})).await;
     assert_error(st, &b, 400);
+    // `stats` and `invalidate` are routes of their own, so they are not usable keys over HTTP.
+    let (st, b) = put(&s, "/api/cache/stats", "v", None).await;
+    assert_eq!(assert_error(st, &b, 405), "method_not_allowed");
     // Nothing was stored by the rejected requests.
     assert_eq!(s.app.cache.get_stats().await.unwrap().l2.entries, 0);
 }
@@ -225,4 +228,17 @@ async fn stats_and_metrics_count_hits_and_misses_per_tier() {
     ] {
         assert!(text.contains(needle), "missing {needle} in /metrics");
     }
+    // The cache's metrics pass promtool's lint (HELP present, counters end in _total).
+    let ours: String = text.lines().filter(|l| l.contains("hearth_cache_")).map(|l| format!("{l}\n")).collect();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (.ci/run installs Debian's prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(ours.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "promtool: {}{}\n{ours}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
