@@ -21,16 +21,19 @@ pub fn chunk(text: &str, size: usize, overlap: usize) -> Vec<Range<usize>> {
             chars += segments[end].1;
             end += 1;
         }
-        if let Some(r) = trim(text, segments[start].0.start..segments[end - 1].0.end) {
+        if let Some(r) = trim(text, segments[start].0.start..segments[end - 1].0.end)
+            && out.last().is_none_or(|p| r.end > p.end)
+        {
             out.push(r);
         }
         if end == segments.len() {
             break;
         }
-        // Step back over whole segments that fit in the overlap, always moving forward.
+        // Step back over whole segments that fit in the overlap, always moving forward and
+        // leaving room for at least one new segment (no chunk is inside the previous one).
         let mut next = end;
         let mut back = 0;
-        while next > start + 1 && back + segments[next - 1].1 <= overlap {
+        while next > start + 1 && back + segments[next - 1].1 <= overlap && back + segments[next - 1].1 + segments[end].1 <= size {
             back += segments[next - 1].1;
             next -= 1;
         }
@@ -131,8 +134,18 @@ mod tests {
     #[test]
     fn splits_on_sentences_with_overlap() {
         let t = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
-        let c = texts(t, &chunk(t, 32, 16));
+        let c = texts(t, &chunk(t, 36, 18));
         assert_eq!(c, vec!["One two three. Four five six.", "Four five six. Seven eight nine.", "Seven eight nine. Ten eleven twelve."]);
+    }
+
+    #[test]
+    fn no_chunk_is_contained_in_the_previous_one() {
+        let t = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
+        let c = chunk(t, 32, 16);
+        for w in c.windows(2) {
+            assert!(w[1].end > w[0].end, "{:?}", texts(t, &c));
+        }
+        assert_eq!(texts(t, &c).last(), Some(&"Ten eleven twelve."));
     }
 
     #[test]
@@ -153,6 +166,26 @@ mod tests {
         for r in chunk(&t, 17, 4) {
             assert!(t.is_char_boundary(r.start) && t.is_char_boundary(r.end));
             assert!(t[r].chars().count() <= 17);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunks_cover_the_text_in_order_within_size(text in "[a-z .!?\n]{0,400}", size in 5usize..80, overlap in 0usize..40) {
+            let c = chunk(&text, size, overlap);
+            let mut covered = vec![false; text.len()];
+            for w in c.windows(2) {
+                proptest::prop_assert!(w[1].start >= w[0].start && w[1].end > w[0].end);
+            }
+            for r in &c {
+                proptest::prop_assert!(text[r.clone()].chars().count() <= size);
+                covered[r.clone()].iter_mut().for_each(|x| *x = true);
+            }
+            for (i, ch) in text.char_indices() {
+                if !ch.is_whitespace() {
+                    proptest::prop_assert!(covered[i], "byte {} of {:?} not in any chunk {:?}", i, text, c);
+                }
+            }
         }
     }
 }
