@@ -132,15 +132,78 @@ pub fn parse_qrels(text: &str) -> Result<Qrels, String> {
     Ok(out)
 }
 
+/// A BEIR data set read from its three files.
+pub struct BeirSet {
+    /// Documents (title prepended to text as "Title. Text").
+    pub docs: Vec<super::Document>,
+    /// (query id, text) of the queries that have judgements.
+    pub queries: Vec<(String, String)>,
+    /// Judgements.
+    pub qrels: Qrels,
+}
+
+impl BeirSet {
+    /// Reads `corpus.jsonl`, `queries.jsonl` and `qrels.tsv`.
+    pub fn read(corpus: &PathBuf, queries: &PathBuf, qrels: &PathBuf) -> Result<BeirSet, String> {
+        let qrels = parse_qrels(&std::fs::read_to_string(qrels).map_err(|e| format!("cannot read {}: {e}", qrels.display()))?)?;
+        let docs = read_jsonl(corpus)?
+            .iter()
+            .map(|d| {
+                let title = str_field(d, "title");
+                let text = str_field(d, "text");
+                let content = if title.is_empty() { text } else { format!("{title}. {text}") };
+                super::Document { id: str_field(d, "_id"), content, metadata: Default::default() }
+            })
+            .filter(|d| !d.content.trim().is_empty())
+            .collect();
+        let queries = read_jsonl(queries)?
+            .iter()
+            .map(|q| (str_field(q, "_id"), str_field(q, "text")))
+            .filter(|(id, _)| qrels.contains_key(id))
+            .collect();
+        Ok(BeirSet { docs, queries, qrels })
+    }
+}
+
+/// One mode's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeScore {
+    /// keyword, semantic or hybrid.
+    pub mode: String,
+    /// Mean nDCG@10.
+    pub ndcg10: f64,
+    /// Mean recall@100.
+    pub recall100: f64,
+    /// Queries averaged.
+    pub queries: usize,
+}
+
+/// Indexes `set` into `search` and scores each of `modes` with the configured fusion.
+pub async fn evaluate_service(search: &super::SearchService, set: &BeirSet, modes: &[&str]) -> Result<Vec<ModeScore>, String> {
+    for part in set.docs.chunks(256) {
+        search.index_batch(part.to_vec(), None).await.map_err(|e| e.to_string())?;
+    }
+    let mut out = Vec::new();
+    for mode in modes {
+        let mut runs = HashMap::new();
+        for (qid, text) in &set.queries {
+            let req = SearchRequest { query: text.clone(), limit: Some(100), mode: Some(mode.to_string()), ..Default::default() };
+            let res = search.search(&req).await.map_err(|e| format!("query {qid}: {e}"))?;
+            runs.insert(qid.clone(), res.into_iter().map(|r| (r.id, r.score)).collect::<Vec<_>>());
+        }
+        let (ndcg10, recall100, queries) = evaluate(&runs, &set.qrels);
+        out.push(ModeScore { mode: mode.to_string(), ndcg10, recall100, queries });
+    }
+    Ok(out)
+}
+
 /// Runs the evaluation and prints a table. Used by `hearth eval`.
 pub fn run(args: EvalArgs) -> Result<(), String> {
-    let corpus = read_jsonl(&args.corpus)?;
-    let queries = read_jsonl(&args.queries)?;
-    let qrels = parse_qrels(&std::fs::read_to_string(&args.qrels).map_err(|e| format!("cannot read {}: {e}", args.qrels.display()))?)?;
-    let modes: Vec<String> = match &args.mode {
-        Some(m) if ["keyword", "semantic", "hybrid"].contains(&m.as_str()) => vec![m.clone()],
+    let set = BeirSet::read(&args.corpus, &args.queries, &args.qrels)?;
+    let modes: Vec<&str> = match args.mode.as_deref() {
+        Some(m) if ["keyword", "semantic", "hybrid"].contains(&m) => vec![m],
         Some(m) => return Err(format!("unknown mode '{m}'; use keyword, semantic or hybrid")),
-        None => vec!["keyword".into(), "semantic".into(), "hybrid".into()],
+        None => vec!["keyword", "semantic", "hybrid"],
     };
     let dir = tempfile_dir()?;
     let mut config = crate::Config::default();
@@ -161,37 +224,15 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         let app = crate::App::build(config).await.map_err(|e| e.to_string())?;
-        let docs: Vec<super::Document> = corpus
-            .iter()
-            .map(|d| {
-                let title = str_field(d, "title");
-                let text = str_field(d, "text");
-                let content = if title.is_empty() { text } else { format!("{title}. {text}") };
-                super::Document { id: str_field(d, "_id"), content, metadata: Default::default() }
-            })
-            .filter(|d| !d.content.trim().is_empty())
-            .collect();
         let started = std::time::Instant::now();
-        for part in docs.chunks(256) {
-            app.search.index_batch(part.to_vec(), None).await.map_err(|e| e.to_string())?;
-        }
-        eprintln!("indexed {} documents in {:.1}s", docs.len(), started.elapsed().as_secs_f64());
-        println!("{:<10} {:>9} {:>11} {:>8}", "mode", "nDCG@10", "recall@100", "queries");
-        for mode in &modes {
-            let mut runs = HashMap::new();
-            for q in &queries {
-                let qid = str_field(q, "_id");
-                if !qrels.contains_key(&qid) {
-                    continue;
-                }
-                let req = SearchRequest { query: str_field(q, "text"), limit: Some(100), mode: Some(mode.clone()), ..Default::default() };
-                let res = app.search.search(&req).await.map_err(|e| format!("query {qid}: {e}"))?;
-                runs.insert(qid, res.into_iter().map(|r| (r.id, r.score)).collect::<Vec<_>>());
-            }
-            let (ndcg, recall, n) = evaluate(&runs, &qrels);
-            println!("{mode:<10} {ndcg:>9.4} {recall:>11.4} {n:>8}");
-        }
+        let scores = evaluate_service(&app.search, &set, &modes).await;
         app.shutdown().await;
+        let scores = scores?;
+        eprintln!("{} documents, {} queries, {:.1}s", set.docs.len(), set.queries.len(), started.elapsed().as_secs_f64());
+        println!("{:<10} {:>9} {:>11} {:>8}", "mode", "nDCG@10", "recall@100", "queries");
+        for s in scores {
+            println!("{:<10} {:>9.4} {:>11.4} {:>8}", s.mode, s.ndcg10, s.recall100, s.queries);
+        }
         Ok::<(), String>(())
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -325,3 +325,17 @@ async fn documents_indexed_without_the_model_are_embedded_once_it_is_there() {
     assert_eq!(st, 200);
     assert_eq!(ids(sim.as_array().unwrap()), vec!["revenue"]);
 }
+
+#[tokio::test]
+async fn the_eval_set_scores_hybrid_at_least_as_well_as_either_retriever() {
+    let s = TestServer::start().await;
+    let dir = crate::common::repo_path("tests/api/search/eval");
+    let set = hearth::search::eval::BeirSet::read(&dir.join("corpus.jsonl"), &dir.join("queries.jsonl"), &dir.join("qrels.tsv")).unwrap();
+    assert_eq!((set.docs.len(), set.queries.len()), (70, 30));
+    let scores = hearth::search::eval::evaluate_service(&s.app.search, &set, &["keyword", "semantic", "hybrid"]).await.unwrap();
+    let ndcg = |m: &str| scores.iter().find(|x| x.mode == m).unwrap().ndcg10;
+    // Measured: keyword 0.927, semantic 0.984, hybrid (weighted, ratio 0.75) 0.994.
+    assert!(ndcg("keyword") > 0.85 && ndcg("semantic") > 0.9, "{scores:?}");
+    assert!(ndcg("hybrid") >= ndcg("semantic") && ndcg("hybrid") >= ndcg("keyword"), "{scores:?}");
+    assert!(scores.iter().all(|x| x.queries == 30 && x.recall100 > 0.99), "{scores:?}");
+}
