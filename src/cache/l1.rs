@@ -17,7 +17,10 @@ const ENTRY_OVERHEAD: u64 = 96;
 #[derive(Clone)]
 pub(crate) struct L1Entry {
     pub value: CacheValue,
+    /// When this L1 copy expires (at most `cache.l1.ttl` after it was made).
     pub expires_ms: i64,
+    /// When the entry itself expires (reported to callers).
+    pub entry_expires_ms: i64,
     pub tags: Option<Arc<[String]>>,
 }
 

@@ -194,7 +194,7 @@ impl Cache {
     pub async fn lookup(&self, key: &str) -> Result<Option<Hit>, CacheError> {
         self.inner.hooks.each(|h| h.on_get(key));
         if let Some(e) = self.l1_lookup(key) {
-            return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.expires_ms) }));
+            return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.entry_expires_ms) }));
         }
         self.lookup_l2(key).await
     }
@@ -210,7 +210,12 @@ impl Cache {
             if let Some(e) = l2.get(&self.full_key(key), now).await? {
                 inner.counters.hit(Tier::L2);
                 if let (Some(l1), Some(snap)) = (&inner.l1, snap) {
-                    let entry = L1Entry { value: e.value.clone(), expires_ms: self.l1_expiry(now, e.expires_ms), tags: tags_arc(&e.tags) };
+                    let entry = L1Entry {
+                        value: e.value.clone(),
+                        expires_ms: self.l1_expiry(now, e.expires_ms),
+                        entry_expires_ms: e.expires_ms,
+                        tags: tags_arc(&e.tags),
+                    };
                     inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry));
                 }
                 inner.hooks.each(|h| h.on_hit(key, Tier::L2));
@@ -243,7 +248,12 @@ impl Cache {
             inner.counters.l2_evictions.fetch_add(out.evicted, Relaxed);
         }
         if let Some(l1) = &inner.l1 {
-            let entry = L1Entry { value: value.clone(), expires_ms: self.l1_expiry(now_ms, expires_ms), tags: tags_arc(&tags) };
+            let entry = L1Entry {
+                value: value.clone(),
+                expires_ms: self.l1_expiry(now_ms, expires_ms),
+                entry_expires_ms: expires_ms,
+                tags: tags_arc(&tags),
+            };
             ticket.finish(|| l1.insert(key.to_owned(), entry));
         } else {
             ticket.finish(|| {});
@@ -420,7 +430,12 @@ impl Cache {
             }
         }
         if let Some(l1) = &inner.l1 {
-            let entry = L1Entry { value: value.clone(), expires_ms: self.l1_expiry(now, expires_ms), tags: tags_arc(tags) };
+            let entry = L1Entry {
+                value: value.clone(),
+                expires_ms: self.l1_expiry(now, expires_ms),
+                entry_expires_ms: expires_ms,
+                tags: tags_arc(tags),
+            };
             if !inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry)) && inner.l2.is_none() {
                 return;
             }

@@ -72,7 +72,7 @@ pub struct Hit {
     pub value: CacheValue,
     /// Which tier answered.
     pub tier: Tier,
-    /// When the entry expires (in the answering tier; L1 copies may expire earlier than L2).
+    /// When the entry expires (its TTL; an L1 copy may be dropped earlier, after `cache.l1.ttl`).
     pub expires_at: DateTime<Utc>,
 }
 

@@ -75,8 +75,9 @@ async fn expired_entries_are_never_returned_and_are_swept() {
 async fn l1_copies_live_at_most_l1_ttl() {
     let f = Fixture::new();
     let c = f.cache(|cfg| cfg.l1.ttl = 5);
-    c.set("k", text("v"), secs(100), &[]).await.unwrap();
-    assert_eq!(c.lookup("k").await.unwrap().unwrap().tier, Tier::L1);
+    let expires = c.set("k", text("v"), secs(100), &[]).await.unwrap().expires_at;
+    let hit = c.lookup("k").await.unwrap().unwrap();
+    assert_eq!((hit.tier, hit.expires_at), (Tier::L1, expires), "an L1 hit reports the entry's expiry, not its copy's");
     f.clock.advance(chrono::Duration::seconds(6));
     let hit = c.lookup("k").await.unwrap().unwrap();
     assert_eq!(hit.tier, Tier::L2);
