@@ -1,6 +1,8 @@
 //! Integration tests of the search module, with the real model from `models/`
 //! (run `bash models/fetch.sh` first).
 
+mod pytrec;
+
 use crate::common::{Child, TestServer, assert_error, split};
 use serde_json::{Value, json};
 
