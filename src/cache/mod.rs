@@ -124,7 +124,7 @@ impl Cache {
                     _ = tick.tick() => {}
                 }
                 n += 1;
-                if n % sweep_every == 0
+                if n.is_multiple_of(sweep_every)
                     && let Err(e) = cache.sweep_expired().await
                 {
                     tracing::warn!(error = %e, "cache sweep failed");

@@ -266,8 +266,7 @@ async fn a_cancelled_leader_hands_over_to_a_waiter() {
     let f = Fixture::new();
     let c = f.cache(|_| {});
     let c1 = c.clone();
-    let leader =
-        tokio::spawn(async move { c1.get_or_set("k", || std::future::pending::<Result<CacheValue, anyhow::Error>>(), secs(60)).await });
+    let leader = tokio::spawn(async move { c1.get_or_set("k", std::future::pending::<Result<CacheValue, anyhow::Error>>, secs(60)).await });
     while c.inner.flights.len() == 0 {
         tokio::task::yield_now().await;
     }
