@@ -205,5 +205,49 @@ fn main() {
         hearth::search::config::VectorDbConfig::default().hnsw_ef_search
     );
     println!("RSS at {chunks} chunks: {:.0} MB", rss_mb());
+
+    // 5. Optional: the vector side at 100k chunks (real 10k embeddings, each also perturbed
+    // 9 times and re-normalised), with real query embeddings.
+    if std::env::var("SEARCH_BENCH_100K").is_ok() {
+        let base: Vec<Vec<f32>> = (0..chunks as u32).flat_map(|d| idx.doc_vectors(d)).collect();
+        let big = hearth::search::vector::VectorIndex::new(hearth::search::config::VectorDbConfig::default());
+        let mut n = 0u32;
+        for copy in 0..10 {
+            for v in &base {
+                let w: Vec<f32> =
+                    v.iter().map(|x| if copy == 0 { *x } else { x + (rng.next() % 1000) as f32 / 1000.0 * 0.04 - 0.02 }).collect();
+                big.put(n, &[hearth::search::embed::normalize(w)]);
+                n += 1;
+            }
+        }
+        let t = Instant::now();
+        big.rebuild();
+        println!("100k: HNSW build over {} vectors {:.1}s", big.stats().vectors, t.elapsed().as_secs_f64());
+        let qv: Vec<Vec<f32>> = queries.iter().map(|q| embedder.embed_query(q).unwrap()).collect();
+        let mut lat = Vec::new();
+        let (mut found, mut total) = (0usize, 0usize);
+        for v in &qv {
+            let t = Instant::now();
+            let approx = big.search(v, 10, None);
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            let exact = big.search_exact(v, 10);
+            total += exact.len();
+            found += exact.iter().filter(|e| approx.iter().any(|a| a.doc == e.doc)).count();
+        }
+        println!(
+            "100k: vector search p50 {:.2} ms, p99 {:.2} ms; recall@10 {:.3}",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            found as f64 / total as f64
+        );
+        let mut lat = Vec::new();
+        for v in qv.iter().take(50) {
+            let t = Instant::now();
+            big.search_exact(v, 10);
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!("100k: exact scan p50 {:.2} ms", pct(&mut lat, 0.5));
+        println!("RSS with the 100k-vector index: {:.0} MB", rss_mb());
+    }
     rt.block_on(app.shutdown());
 }
