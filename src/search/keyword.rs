@@ -123,7 +123,18 @@ impl KeywordIndex {
         };
         let opened_seq = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer: IndexWriter = index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
+        // A previous owner in this process (a restarted service) may still be releasing the lock.
+        let mut tries = 0;
+        let writer: IndexWriter = loop {
+            match index.writer_with_num_threads(1, 32 * 1024 * 1024) {
+                Ok(w) => break w,
+                Err(tantivy::TantivyError::LockFailure(..)) if tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let analyzer = index.tokenizer_for_field(fields.text)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread_reader: IndexReader = Clone::clone(&reader);
