@@ -341,3 +341,60 @@ async fn the_eval_set_scores_hybrid_at_least_as_well_as_either_retriever() {
     assert!(ndcg("hybrid") >= ndcg("semantic") && ndcg("hybrid") >= ndcg("keyword"), "{scores:?}");
     assert!(scores.iter().all(|x| x.queries == 30 && x.recall100 > 0.99), "{scores:?}");
 }
+
+#[tokio::test]
+async fn hooks_expander_and_reranker_are_called() {
+    use hearth::search::{QueryExpander, Reranker, SearchHooks, SearchQuery, SearchResult};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counts {
+        index: AtomicUsize,
+        search: AtomicUsize,
+        result: AtomicUsize,
+    }
+    impl SearchHooks for Counts {
+        fn on_index(&self, _doc: &hearth::search::Document) {
+            self.index.fetch_add(1, Ordering::SeqCst);
+        }
+        fn on_search(&self, q: &SearchQuery) {
+            assert_eq!(q.query, "automobile", "the hook sees the expanded query");
+            self.search.fetch_add(1, Ordering::SeqCst);
+        }
+        fn on_result(&self, _q: &SearchQuery, results: &mut Vec<SearchResult>) {
+            self.result.fetch_add(results.len(), Ordering::SeqCst);
+            for r in results.iter_mut() {
+                r.metadata.insert("seen_by_hook".into(), json!(true));
+            }
+        }
+    }
+    struct Synonyms;
+    impl QueryExpander for Synonyms {
+        fn expand(&self, q: &str) -> String {
+            if q == "auto" { "automobile".to_string() } else { q.to_string() }
+        }
+    }
+    struct Reverse;
+    impl Reranker for Reverse {
+        fn rerank(&self, _q: &str, mut r: Vec<SearchResult>) -> Vec<SearchResult> {
+            r.reverse();
+            r
+        }
+    }
+
+    let s = TestServer::start_with(|c| c.search.search.enable_reranking = true).await;
+    let counts = Arc::new(Counts::default());
+    s.app.search.add_hooks(counts.clone());
+    s.app.search.set_query_expander(Arc::new(Synonyms));
+    pets(&s).await;
+    assert_eq!(counts.index.load(Ordering::SeqCst), 4);
+    let r = search(&s, json!({"query": "auto", "mode": "keyword"})).await;
+    assert_eq!(ids(&r), vec!["car"], "expanded to a word only the car document has");
+    assert_eq!(r[0]["metadata"]["seen_by_hook"], true);
+    assert_eq!((counts.search.load(Ordering::SeqCst), counts.result.load(Ordering::SeqCst)), (1, 1));
+    let before = ids(&search(&s, json!({"query": "automobile", "mode": "semantic", "limit": 3})).await);
+    s.app.search.set_reranker(Arc::new(Reverse));
+    let after = ids(&search(&s, json!({"query": "automobile", "mode": "semantic", "limit": 3})).await);
+    assert_eq!(after, before.into_iter().rev().collect::<Vec<_>>());
+}
