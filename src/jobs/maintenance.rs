@@ -117,6 +117,11 @@ impl JobQueue {
             })
             .await?;
         let n = expired.len();
+        {
+            // Unique keys held for a fixed time are forgotten once that time has passed.
+            let now_ms = now.timestamp_millis();
+            self.shared.index.lock().unique.retain(|_, (_, exp)| exp.is_none_or(|e| e > now_ms));
+        }
         for chunk in expired.chunks(RETENTION_CHUNK) {
             let keys: Vec<(String, u64)> = chunk.iter().map(|j| (j.id.clone(), j.seq)).collect();
             self.shared.store.write(move |txn| store::delete(txn, &keys).map_err(JobError::from)).await?;

@@ -155,22 +155,20 @@ impl Shared {
         if ready.is_empty() {
             return;
         }
-        let handled = self.handlers.read();
-        let mut external = false;
-        for (q, n) in ready {
-            if handled.contains_key(n) {
-                for p in &self.pools {
-                    if p.queues.iter().any(|pq| pq == q) {
-                        p.notify.notify_one();
+        {
+            let handled = self.handlers.read();
+            for (q, n) in ready {
+                if handled.contains_key(n) {
+                    for p in &self.pools {
+                        if p.queues.iter().any(|pq| pq == q) {
+                            p.notify.notify_one();
+                        }
                     }
                 }
-            } else {
-                external = true;
             }
         }
-        if external || !handled.is_empty() {
-            self.external.notify_waiters();
-        }
+        // External claims may name handled jobs explicitly, so they are always woken.
+        self.external.notify_waiters();
     }
 }
 
@@ -410,18 +408,29 @@ impl JobQueue {
             .collect())
     }
 
-    /// Puts freshly written jobs into the index and tells everyone.
+    /// Announces freshly written jobs (events, hooks, metrics), then puts them into the
+    /// index and wakes workers — in that order, so `job.enqueued` precedes `job.started`.
     fn admit(&self, fresh: &[Job], now: DateTime<Utc>) {
+        let hooks = self.shared.hooks.read().clone();
+        for job in fresh {
+            metrics::count(Step::Enqueued, &job.queue, &job.name);
+            emit(&self.shared, "job.enqueued", job);
+            for h in &hooks {
+                h.on_enqueue(job);
+            }
+        }
         let mut ready = Vec::new();
         let mut doomed: Vec<(String, String)> = Vec::new();
         let mut any_scheduled = false;
         {
+            let fresh_ids: HashSet<&str> = fresh.iter().map(|j| j.id.as_str()).collect();
             let mut idx = self.shared.index.lock();
             for job in fresh {
                 idx.reserved.remove(&job.id);
                 let mut blocked = HashSet::new();
                 for d in &job.depends_on {
-                    if idx.live.contains_key(d) {
+                    // A dependency in the same batch may be admitted after this job.
+                    if idx.live.contains_key(d) || fresh_ids.contains(d.as_str()) {
                         blocked.insert(d.clone());
                         continue;
                     }
@@ -440,14 +449,6 @@ impl JobQueue {
         self.shared.notify_ready(&ready);
         if any_scheduled {
             self.shared.wake.notify_one();
-        }
-        let hooks = self.shared.hooks.read().clone();
-        for job in fresh {
-            metrics::count(Step::Enqueued, &job.queue, &job.name);
-            emit(&self.shared, "job.enqueued", job);
-            for h in &hooks {
-                h.on_enqueue(job);
-            }
         }
         if !doomed.is_empty() {
             let q = self.clone();
@@ -1035,7 +1036,12 @@ impl JobQueue {
                 tracing::debug!(job = %id, error = %e, "job progress not created");
             }
         }
-        if let Err(e) = p.update(id, percent, stage).await {
+        let mut r = p.update(id, percent, stage).await;
+        if stage.is_some() && matches!(&r, Err(crate::progress::ProgressError::Invalid { field, .. }) if field == "stage") {
+            // The job's progress has no declared stages: keep the percent, drop the stage.
+            r = p.update(id, percent, None).await;
+        }
+        if let Err(e) = r {
             tracing::debug!(job = %id, error = %e, "job progress not updated");
         }
     }

@@ -176,6 +176,18 @@ async fn dependencies_wait_and_cascade_cancellation() {
     let j = f.q.get_status(&c).await.unwrap();
     assert_eq!(j.status, JobStatus::Cancelled);
     assert_eq!(j.reason.as_deref(), Some(format!("dependency {b} ended dead").as_str()));
+    // Within one batch a job may depend on a later one.
+    let batch =
+        f.q.enqueue_batch(vec![
+            EnqueueRequest { depends_on: vec!["first".into()], ..req(9) },
+            EnqueueRequest { id: Some("first".into()), ..req(1) },
+        ])
+        .await
+        .unwrap();
+    let claimed = f.claim(10).await;
+    assert_eq!(claimed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["first"]);
+    f.q.complete("first", Some("w"), None).await.unwrap();
+    assert_eq!(f.claim(10).await[0].id, batch[0].job_id);
     let err = f.q.enqueue(EnqueueRequest { depends_on: vec!["missing".into()], ..req(5) }).await.unwrap_err();
     assert!(matches!(err, JobError::Invalid { ref field, .. } if field == "depends_on[0]"), "{err:?}");
 }
@@ -270,7 +282,7 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
     let clock: SharedClock = Arc::new(crate::clock::SystemClock);
     let events = EventBus::default();
     let progress = ProgressTracker::new(store.clone(), events.clone(), clock.clone(), ProgressConfig::default());
-    let q = JobQueue::new(store, events.clone(), clock, progress, JobQueueConfig::default());
+    let q = JobQueue::new(store, events.clone(), clock, progress.clone(), JobQueueConfig::default());
     q.handler("double", |ctx: JobContext, p: serde_json::Value| async move {
         assert_eq!(ctx.attempt(), 1);
         Ok(json!(p["n"].as_i64().unwrap_or(0) * 2))
@@ -282,6 +294,11 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
     q.handler("hang", |_ctx: JobContext, _p| async move {
         std::future::pending::<()>().await;
         Ok(json!(null))
+    });
+    q.handler("reporting", |ctx: JobContext, _p| async move {
+        ctx.progress(50.0, Some("upload")).await;
+        ctx.heartbeat().await;
+        Ok(json!("reported"))
     });
     let mut rx = events.subscribe();
     let bg = crate::app::Background::default();
@@ -312,6 +329,11 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
     wait_for(b, JobStatus::Cancelled).await;
     let j = wait_for(c, JobStatus::Dead).await;
     assert!(j.errors[0].error.contains("timed out"), "{:?}", j.errors);
+    let r = q.enqueue(EnqueueRequest::new("reporting", json!({}))).await.unwrap().job_id;
+    let j = wait_for(r.clone(), JobStatus::Completed).await;
+    assert_eq!(j.progress_id.as_deref(), Some(r.as_str()));
+    let p = progress.get(&r).await.unwrap();
+    assert_eq!(p.status, crate::progress::ProgressStatus::Completed);
     let mut topics = Vec::new();
     while let Ok(e) = rx.try_recv() {
         if e.key == a {
