@@ -130,6 +130,8 @@ impl App {
 
     /// As [`App::build`] with an explicit clock (tests advance a `ManualClock`).
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Arc<App>, AppError> {
+        // The metrics recorder must exist before modules describe their metrics.
+        let _ = crate::http::metrics::handle();
         let data_dir = config.server.data_dir.clone();
         let store = {
             let dir = data_dir.clone();
