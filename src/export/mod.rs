@@ -58,7 +58,6 @@ pub(crate) struct Inner {
     pub events: EventBus,
     pub clock: SharedClock,
     pub jobs: JobQueue,
-    #[allow(dead_code)]
     pub progress: ProgressTracker,
     pub notify: Notifications,
     pub config: ExportConfig,
@@ -253,7 +252,14 @@ impl ExportService {
     /// recording it, e.g. a forced timeout).
     pub async fn get(&self, id: &str) -> Result<ExportJob, ExportError> {
         let rec = store::get_export(&self.inner.store, id).await?.ok_or_else(|| ExportError::NotFound { kind: "export", id: id.into() })?;
-        job::reconcile(self, rec).await
+        let mut rec = job::reconcile(self, rec).await?;
+        if rec.status == ExportStatus::Running
+            && let Ok(p) = self.inner.progress.get(id).await
+        {
+            // The record holds stage boundaries durably; the tracker has the live figure.
+            rec.progress = rec.progress.max(p.progress.clamp(0.0, 100.0));
+        }
+        Ok(rec)
     }
 
     /// Exports, newest first.

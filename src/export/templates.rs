@@ -46,6 +46,7 @@ impl Templates {
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(true);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("md", md_escape);
         env.set_loader(move |name: &str| {
             let per_format = name.split_once('/').and_then(|(f, rest)| format_dirs.get(f).map(|d| d.join(rest)));
             for path in per_format.into_iter().chain(dir.as_ref().map(|d| d.join(name))) {
@@ -94,6 +95,39 @@ impl Templates {
     }
 }
 
+/// Escapes text for markdown so it renders literally: inline markup characters get a
+/// backslash, and so does a line start that would begin a heading, list or quote.
+pub fn md_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        out.push_str(indent);
+        let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+        if trimmed.starts_with(['#', '-', '+', '>', '=']) || (digits > 0 && trimmed[digits..].starts_with(['.', ')'])) {
+            out.push_str(&trimmed[..digits]);
+            out.push('\\');
+            out.push_str(&trimmed[digits..digits + 1]);
+            escape_inline(&mut out, &trimmed[digits + 1..]);
+        } else {
+            escape_inline(&mut out, trimmed);
+        }
+    }
+    out
+}
+
+fn escape_inline(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
 /// The template context of a source: see `templates/exports/README.md` for the variables.
 pub fn source_context(source: &Source, options: &RenderOptions) -> Value {
     let common = context! {
@@ -136,4 +170,16 @@ pub fn source_context(source: &Source, options: &RenderOptions) -> Value {
         }
     };
     context! { ..specific, ..common }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md_escape;
+
+    #[test]
+    fn markdown_escaping_keeps_text_literal() {
+        assert_eq!(md_escape("a *b* <c> [d]"), "a \\*b\\* \\<c\\> \\[d\\]");
+        assert_eq!(md_escape("# not a heading\n- no list\n12. no item"), "\\# not a heading\n\\- no list\n12\\. no item");
+        assert_eq!(md_escape("Grüße aus München, café"), "Grüße aus München, café");
+    }
 }
