@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Chunk vectors kept in the in-memory embedding cache (384 floats each: ~16 MB).
+const EMBED_CACHE_ENTRIES: usize = 10_000;
+
 /// What the service keeps in memory per document: enough to filter and to map hits back.
 struct DocMeta {
     id: Arc<str>,
@@ -82,6 +85,9 @@ struct Inner {
     write_order: tokio::sync::Mutex<()>,
     ext: RwLock<Extensions>,
     rebuild_due: tokio::sync::Notify,
+    /// Recently computed chunk vectors by content hash (model id checked on use), so the
+    /// same text in another document, or re-sent, is not embedded again.
+    embed_cache: quick_cache::sync::Cache<[u8; 16], Arc<(String, Vec<f32>)>>,
 }
 
 /// Counts reported by `GET /api/search/stats`.
@@ -147,6 +153,7 @@ impl SearchService {
                 write_order: tokio::sync::Mutex::new(()),
                 ext: RwLock::new(Extensions::default()),
                 rebuild_due: tokio::sync::Notify::new(),
+                embed_cache: quick_cache::sync::Cache::new(EMBED_CACHE_ENTRIES),
             }),
         };
         me.register_job();
@@ -505,8 +512,11 @@ impl SearchService {
             let hashes: Vec<[u8; 16]> = ranges.iter().map(|r| chunk_hash(&d.content[r.clone()])).collect();
             let mut vectors = Vec::with_capacity(ranges.len());
             for (ci, r) in ranges.iter().enumerate() {
-                match cache.get(&hashes[ci]) {
-                    Some(v) => vectors.push(v.clone()),
+                let cached = cache.get(&hashes[ci]).cloned().or_else(|| {
+                    self.inner.embed_cache.get(&hashes[ci]).filter(|e| e.0 == model_id && embedder.is_some()).map(|e| e.1.clone())
+                });
+                match cached {
+                    Some(v) => vectors.push(v),
                     None => {
                         vectors.push(Vec::new());
                         todo.push((di, ci, d.content[r.clone()].to_string()));
@@ -534,6 +544,7 @@ impl SearchService {
                     return Err(SearchError::Embedding(format!("{} vectors for {} texts", vs.len(), texts.len())));
                 }
                 for ((di, ci, _), v) in part.iter().zip(vs) {
+                    self.inner.embed_cache.insert(pending[*di].record.hashes[*ci], Arc::new((model_id.clone(), v.clone())));
                     if let Some(list) = pending[*di].vectors.as_mut() {
                         list[*ci] = v;
                     }

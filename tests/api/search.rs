@@ -398,3 +398,53 @@ async fn hooks_expander_and_reranker_are_called() {
     let after = ids(&search(&s, json!({"query": "automobile", "mode": "semantic", "limit": 3})).await);
     assert_eq!(after, before.into_iter().rev().collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn unchanged_chunks_are_not_embedded_again_and_custom_embedders_plug_in() {
+    use hearth::search::{Embedder, SearchError};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A toy embedder: letter frequencies, counting the texts it is asked to embed.
+    struct Letters(AtomicUsize);
+    impl Embedder for Letters {
+        fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
+            self.0.fetch_add(texts.len(), Ordering::SeqCst);
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut v = vec![0.0f32; 26];
+                    t.bytes().filter(u8::is_ascii_lowercase).for_each(|b| v[(b - b'a') as usize] += 1.0);
+                    hearth::search::embed::normalize(v)
+                })
+                .collect())
+        }
+        fn dimension(&self) -> usize {
+            26
+        }
+        fn model_id(&self) -> &str {
+            "letters"
+        }
+    }
+
+    let s = TestServer::start_with(|c| {
+        c.search.chunking.size = 40;
+        c.search.chunking.overlap = 0;
+    })
+    .await;
+    let e = Arc::new(Letters(AtomicUsize::new(0)));
+    s.app.search.set_embedder(e.clone());
+    let text = "Alpha beta gamma delta. Epsilon zeta eta theta. Iota kappa lambda mu.";
+    index(&s, "a", text, json!({})).await;
+    let first = e.0.load(Ordering::SeqCst);
+    assert_eq!(first, 3, "one chunk per sentence: no two fit in 40 characters");
+    index(&s, "a", text, json!({"v": 2})).await;
+    index(&s, "b", text, json!({})).await;
+    assert_eq!(e.0.load(Ordering::SeqCst), first, "same chunks: nothing re-embedded");
+    index(&s, "a", &format!("{text} Nu xi omicron."), json!({})).await;
+    assert_eq!(e.0.load(Ordering::SeqCst), first + 1, "only the changed chunk is embedded");
+    let r = search(&s, json!({"query": "alpha beta gamma", "mode": "semantic"})).await;
+    assert_eq!(r.len(), 2);
+    let (_, stats) = s.get("/api/search/stats").await;
+    assert_eq!((stats["dimension"].as_u64(), stats["model"].as_str()), (Some(26), Some("letters")), "{stats}");
+}
