@@ -333,3 +333,19 @@ async fn webhooks_are_signed_and_retried_with_a_stable_delivery_id() {
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(h2["x-hearth-signature"].to_str().unwrap(), expected);
 }
+
+/// schemathesis generates requests from /openapi.json (valid and invalid) against every
+/// route; no request may produce a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_errors() {
+    let s = TestServer::start().await;
+    let url = s.url("/openapi.json");
+    let out = tokio::process::Command::new("schemathesis")
+        .args(["run", &url, "--checks", "not_a_server_error", "--max-examples", "5", "--workers", "1", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .expect("schemathesis must be installed (.ci/run installs it from PyPI)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis found failures:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+}
