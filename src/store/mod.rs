@@ -17,7 +17,6 @@ pub use writer::{MAX_BATCH, WriterStats};
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Storage failures. Callers usually map these to `ApiError::internal`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -101,8 +100,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let boxed = Box::new(writer::Op { f: Some(op), out: None, reply: Some(reply) });
+        let (boxed, rx) = writer::Op::boxed(op);
         if self.writer.tx.send(boxed).await.is_err() {
             return Err(E::from(StoreError::Closed));
         }
@@ -117,8 +115,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let boxed = Box::new(writer::Op { f: Some(op), out: None, reply: Some(reply) });
+        let (boxed, rx) = writer::Op::boxed(op);
         if self.writer.tx.blocking_send(boxed).is_err() {
             return Err(E::from(StoreError::Closed));
         }

@@ -34,9 +34,22 @@ pub(crate) trait WriteOp: Send {
 
 /// A typed operation and the channel its caller waits on.
 pub(crate) struct Op<T, E, F> {
-    pub(crate) f: Option<F>,
-    pub(crate) out: Option<Result<T, E>>,
-    pub(crate) reply: Option<oneshot::Sender<Result<T, E>>>,
+    f: Option<F>,
+    out: Option<Result<T, E>>,
+    reply: Option<oneshot::Sender<Result<T, E>>>,
+}
+
+impl<T, E, F> Op<T, E, F>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+{
+    /// Wraps `f` as a queueable operation and returns the channel its outcome arrives on.
+    pub(crate) fn boxed(f: F) -> (Box<dyn WriteOp>, oneshot::Receiver<Result<T, E>>) {
+        let (reply, rx) = oneshot::channel();
+        (Box::new(Op { f: Some(f), out: None, reply: Some(reply) }), rx)
+    }
 }
 
 impl<T, E, F> WriteOp for Op<T, E, F>
