@@ -69,7 +69,10 @@ fn l1_vs_raw(cache: &Cache, rt: &tokio::runtime::Runtime) {
     for k in keys.iter() {
         raw.insert(k.clone(), value.clone());
     }
-    println!("L1 hit get ({KEYS} keys, {VALUE_BYTES}-byte values; cache.get() polled once with now_or_never):");
+    println!(
+        "L1 hit get ({KEYS} keys, {VALUE_BYTES}-byte values; cache.get() polled once with now_or_never; coarse clock in use: {}):",
+        cache.l1_clock_is_coarse()
+    );
     for threads in [1, 2] {
         let (r, k) = (raw.clone(), keys.clone());
         let raw_rate = per_second(threads, move |i| {

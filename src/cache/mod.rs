@@ -136,6 +136,13 @@ impl Cache {
         });
     }
 
+    /// Whether L1 expiry checks currently use the coarse clock (see the `time` module);
+    /// for benchmarks and diagnostics.
+    #[doc(hidden)]
+    pub fn l1_clock_is_coarse(&self) -> bool {
+        self.inner.clock.is_coarse()
+    }
+
     /// The configuration in effect.
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config

@@ -66,30 +66,41 @@ impl CacheClock {
         expires_ms > self.now_ms()
     }
 
-    /// Whether the coarse time is in use (for tests).
-    #[allow(dead_code)]
+    /// Whether the coarse time is in use.
     pub fn is_coarse(&self) -> bool {
         self.state.trusted.load(Relaxed)
     }
 }
 
+/// Reads the clock between two `Instant`s; None when the thread was descheduled in
+/// between (the sample says nothing about skew then).
+fn sample(clock: &SharedClock) -> (i64, Option<Instant>) {
+    let before = Instant::now();
+    let ms = clock.now().timestamp_millis();
+    let after = Instant::now();
+    let reliable = after.duration_since(before) <= Duration::from_millis(2);
+    (ms, reliable.then_some(after))
+}
+
 fn tick(clock: SharedClock, state: Weak<State>) {
-    let started = Instant::now();
-    let start_ms = clock.now().timestamp_millis();
+    let (start_ms, started) = loop {
+        if let (ms, Some(i)) = sample(&clock) {
+            break (ms, i);
+        }
+    };
     let (mut last_i, mut last_ms) = (started, start_ms);
     loop {
         std::thread::sleep(TICK);
         let Some(s) = state.upgrade() else { return };
-        let (i, ms) = (Instant::now(), clock.now().timestamp_millis());
+        let (ms, at) = sample(&clock);
+        s.coarse_ms.store(ms, Relaxed);
+        let Some(i) = at else { continue };
         let real = i.duration_since(last_i).as_millis() as i64;
         if (ms - last_ms - real).abs() > MAX_SKEW_MS {
             // The clock jumped or stands still: never trust the coarse time again.
             s.trusted.store(false, Relaxed);
-            s.coarse_ms.store(ms, Relaxed);
-            drop(s);
             return;
         }
-        s.coarse_ms.store(ms, Relaxed);
         if !s.trusted.load(Relaxed) && i.duration_since(started) >= TRUST_AFTER {
             let real_total = i.duration_since(started).as_millis() as i64;
             let clock_total = ms - start_ms;
