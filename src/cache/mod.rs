@@ -194,7 +194,8 @@ impl Cache {
         if let Some(e) = self.l1_lookup(key) {
             return Ok(Some(e.value));
         }
-        Ok(self.lookup_l2(key).await?.map(|h| h.value))
+        // Boxed so this future stays small: an L1 hit must not pay for moving the L2 state.
+        Ok(Box::pin(self.lookup_l2(key)).await?.map(|h| h.value))
     }
 
     /// As [`Cache::get`], also saying which tier answered and when the entry expires.
@@ -203,7 +204,7 @@ impl Cache {
         if let Some(e) = self.l1_lookup(key) {
             return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.entry_expires_ms) }));
         }
-        self.lookup_l2(key).await
+        Box::pin(self.lookup_l2(key)).await
     }
 
     /// The L2 half of a lookup (after an L1 miss), promoting a hit into L1.
