@@ -94,6 +94,14 @@ async fn srt_from_stored_transcript_round_trips_through_python_srt() {
     assert!(text.starts_with("1\n00:00:00,000 --> 00:00:02,500\nAnna: Grüße aus München, café\n\n2\n"), "{text}");
     assert!(text.contains("4\n01:02:05,250 --> 01:02:07,000\nBen: Über eine Stunde später.\n"), "{text}");
 
+    // Hours beyond two digits stay valid for both checkers.
+    let far = json!({"title": "far", "segments": [{"start": 360_000.5, "end": 360_002.0, "text": "hundert Stunden"}]});
+    let (_, srt) = export_bytes(&s, json!({"source_type": "transcript", "source": far, "format": "srt"})).await;
+    assert_eq!(check_srt(&srt), 1);
+    assert!(String::from_utf8_lossy(&srt).contains("100:00:00,500 --> 100:00:02,000"));
+    let (_, vtt) = export_bytes(&s, json!({"source_type": "transcript", "source": far, "format": "vtt"})).await;
+    assert_eq!(check_vtt(&vtt), 1);
+
     // Conditional download.
     let id = rec["id"].as_str().unwrap();
     let r = s
