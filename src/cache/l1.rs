@@ -13,6 +13,24 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Fixed per-entry overhead counted in the weight (entry struct, hash slot, key header).
 const ENTRY_OVERHEAD: u64 = 96;
 
+/// Shares one allocation per distinct content type among L1 entries, so a hit touches a
+/// hot reference count instead of a cold per-entry one. Bounded: past 1024 distinct types
+/// values keep their own.
+pub(crate) fn interned(mut v: CacheValue) -> CacheValue {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+    static TYPES: LazyLock<parking_lot::Mutex<HashMap<Arc<str>, ()>>> = LazyLock::new(Default::default);
+    if let Some(ct) = &v.content_type {
+        let mut m = TYPES.lock();
+        if let Some((shared, _)) = m.get_key_value(ct) {
+            v.content_type = Some(shared.clone());
+        } else if m.len() < 1024 {
+            m.insert(ct.clone(), ());
+        }
+    }
+    v
+}
+
 /// One L1 entry.
 #[derive(Clone)]
 pub(crate) struct L1Entry {

@@ -219,7 +219,7 @@ impl Cache {
                 inner.counters.hit(Tier::L2);
                 if let (Some(l1), Some(snap)) = (&inner.l1, snap) {
                     let entry = L1Entry {
-                        value: e.value.clone(),
+                        value: l1::interned(e.value.clone()),
                         expires_ms: self.l1_expiry(now, e.expires_ms),
                         entry_expires_ms: e.expires_ms,
                         tags: tags_arc(&e.tags),
@@ -257,7 +257,7 @@ impl Cache {
         }
         if let Some(l1) = &inner.l1 {
             let entry = L1Entry {
-                value: value.clone(),
+                value: l1::interned(value.clone()),
                 expires_ms: self.l1_expiry(now_ms, expires_ms),
                 entry_expires_ms: expires_ms,
                 tags: tags_arc(&tags),
@@ -439,7 +439,7 @@ impl Cache {
         }
         if let Some(l1) = &inner.l1 {
             let entry = L1Entry {
-                value: value.clone(),
+                value: l1::interned(value.clone()),
                 expires_ms: self.l1_expiry(now, expires_ms),
                 entry_expires_ms: expires_ms,
                 tags: tags_arc(tags),
