@@ -199,5 +199,6 @@ impl App {
         if tokio::time::timeout(grace, self.background.tasks.wait()).await.is_err() {
             tracing::warn!("background tasks did not stop within {grace:?}");
         }
+        self.jobs.release_plugins();
     }
 }

@@ -161,6 +161,15 @@ impl JobQueue {
         self.shared.hooks.write().push(hooks);
     }
 
+    /// Drops every registered handler and hook. Handlers usually capture the service that
+    /// registered them, which holds this queue: a reference cycle that would keep the store
+    /// (and the database lock) alive after shutdown. [`crate::App::shutdown`] calls this
+    /// once the workers have stopped.
+    pub fn release_plugins(&self) {
+        self.shared.handlers.write().clear();
+        self.shared.hooks.write().clear();
+    }
+
     /// Starts the in-process worker pools, the maintenance loop (delayed jobs, lease
     /// reaper, retention, gauges) and the scheduler. Idempotent.
     pub fn start(&self, bg: &crate::app::Background) {

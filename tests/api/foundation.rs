@@ -349,3 +349,16 @@ async fn schemathesis_finds_no_server_errors() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "schemathesis found failures:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A graceful stop releases the database, so the same data dir opens again at once (as
+/// a process restart would) with its data.
+#[tokio::test]
+async fn a_stopped_server_releases_its_data_dir() {
+    let s = TestServer::start().await;
+    let (st, _) = s.post("/api/progress", json!({"id": "restart-me", "stages": ["a"]})).await;
+    assert_eq!(st, 201);
+    let dir = s.stop().await.unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let (st, body) = s.get("/api/progress/restart-me").await;
+    assert_eq!(st, 200, "{body}");
+}
