@@ -376,12 +376,24 @@ fn apply_env(tree: &mut Value, env: &[(String, String)]) -> Result<(), ConfigErr
             if path.iter().any(|s| s.is_empty()) {
                 return Err(ConfigError::invalid(k, "empty path segment in environment variable name"));
             }
-            let value: Value = serde_yaml::from_str(v).unwrap_or_else(|_| Value::String(v.clone()));
+            let value = env_value(v);
             let refs: Vec<&str> = path.iter().map(String::as_str).collect();
             set_path(tree, &refs, value)?;
         }
     }
     Ok(())
+}
+
+/// An environment value: a YAML scalar (`true`, `10`, `null`, text), or a flow list/map
+/// when it starts with `[`/`{`. Anything else is kept as text, so `app1:` stays a string.
+fn env_value(v: &str) -> Value {
+    let t = v.trim_start();
+    match serde_yaml::from_str::<Value>(v) {
+        Ok(Value::Sequence(s)) if t.starts_with('[') => Value::Sequence(s),
+        Ok(Value::Mapping(m)) if t.starts_with('{') => Value::Mapping(m),
+        Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Null)) => scalar,
+        _ => Value::String(v.to_string()),
+    }
 }
 
 fn ensure_map<'a>(tree: &'a mut Value, path: &[&str]) -> Result<&'a mut serde_yaml::Mapping, ConfigError> {
@@ -478,6 +490,7 @@ mod tests {
         ]);
         let c = Config::load_with(&cli, &e).unwrap();
         assert_eq!(c.cache.l1.ttl, 77);
+        assert_eq!(c.cache.l2.key_prefix, "app1:");
         assert_eq!(c.server.bind, "127.0.0.1:2222");
         assert_eq!(c.notification.channels.email.smtp_url.as_deref(), Some("smtp://u:p@h:25"));
         assert_eq!(c.auth.api_keys.len(), 1);
