@@ -483,6 +483,7 @@ mod tests {
         std::fs::write(&file, "server:\n  bind: 127.0.0.1:1111\ncache:\n  l1:\n    ttl: 5\n").unwrap();
         let cli = CliOverrides { config_file: Some(file.clone()), ..Default::default() };
         let e = env(&[
+            ("HEARTH__CACHE__L2__KEY_PREFIX", "app1:"),
             ("HEARTH__CACHE__L1__TTL", "77"),
             ("HEARTH__SERVER__BIND", "127.0.0.1:2222"),
             ("SMTP_URL", "smtp://u:p@h:25"),
