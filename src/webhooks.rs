@@ -30,7 +30,7 @@ use crate::events::topic_matches;
 use crate::jobs::{EnqueueRequest, JobContext, JobError, JobFailure, JobQueue};
 use crate::store::{Store, StoreError, open_read};
 use hmac::{Hmac, Mac};
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::sync::{Arc, Once};

@@ -70,25 +70,11 @@ impl NotificationChannel for WebhookChannel {
         let envelope =
             serde_json::json!({"id": n.id, "event": "notification.created", "created_at": n.created_at, "data": {"notification": n}});
         let body = serde_json::to_vec(&envelope).map_err(|e| DeliveryError::Fatal(e.to_string()))?;
-        let ts = chrono::Utc::now().timestamp();
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Hearth-Event", "notification.created")
-            .header("X-Hearth-Delivery", input.notification.id.as_str())
-            .header("X-Hearth-Timestamp", ts.to_string());
-        if let Some(secret) = &self.secret {
-            req = req.header("X-Hearth-Signature", crate::webhooks::signature(secret, ts, &body));
-        }
-        let resp = req.body(body).send().await.map_err(|e| DeliveryError::Retry(format!("webhook POST failed: {e}")))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            Err(DeliveryError::Retry(format!("webhook answered {status}")))
-        } else {
-            Err(DeliveryError::Fatal(format!("webhook answered {status}")))
+        let sent = crate::webhooks::post_signed(&self.client, url, "notification.created", &n.id, self.secret.as_deref(), body).await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(crate::webhooks::PostError::Retry(m)) => Err(DeliveryError::Retry(format!("webhook: {m}"))),
+            Err(crate::webhooks::PostError::Rejected(m)) => Err(DeliveryError::Fatal(format!("webhook: {m}"))),
         }
     }
 }
