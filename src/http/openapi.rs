@@ -35,7 +35,16 @@ fn unique_operation_ids(api: &mut OpenApi) {
         let first = segs.next().unwrap_or("");
         let area = if first == "api" || first == "ws" { segs.next().unwrap_or(first) } else { first };
         let area = area.replace(['{', '}', '-', '.'], "");
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace];
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
         for op in ops.into_iter().flatten() {
             if let Some(id) = &op.operation_id
                 && !area.is_empty()
