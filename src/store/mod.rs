@@ -50,13 +50,39 @@ from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::Table
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "hearth.redb";
 
-/// Handle on the database and its writer; cheap to clone.
+/// Handle on the database and its writer; cheap to clone. When the last clone is dropped
+/// the writer commits what is queued, stops, and the database file is closed before the
+/// drop returns, so the same directory can be opened again at once (an in-process restart).
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    writer: writer::WriterHandle,
+    writer: Arc<WriterOwner>,
     path: PathBuf,
-    join: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// Owns the writer's channel and thread; dropping it drains and joins the writer.
+struct WriterOwner {
+    handle: Option<writer::WriterHandle>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterOwner {
+    fn handle(&self) -> &writer::WriterHandle {
+        self.handle.as_ref().expect("the writer handle lives until drop")
+    }
+}
+
+impl Drop for WriterOwner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish its queue and exit; joining means its
+        // reference to the database is gone when this returns.
+        self.handle.take();
+        if let Some(join) = self.join.take()
+            && join.thread().id() != std::thread::current().id()
+        {
+            let _ = join.join();
+        }
+    }
 }
 
 impl Store {
@@ -73,7 +99,7 @@ impl Store {
             .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
         let db = Arc::new(db);
         let (writer, join) = writer::start(db.clone(), 64 * 1024);
-        Ok(Store { db, writer, path, join: Arc::new(parking_lot::Mutex::new(Some(join))) })
+        Ok(Store { db, writer: Arc::new(WriterOwner { handle: Some(writer), join: Some(join) }), path })
     }
 
     /// Path of the database file.
@@ -88,7 +114,7 @@ impl Store {
 
     /// Counters of the group-commit writer.
     pub fn writer_stats(&self) -> &WriterStats {
-        &self.writer.stats
+        &self.writer.handle().stats
     }
 
     /// Queues `op` to the group-commit writer and waits until the transaction holding it
@@ -101,7 +127,7 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (boxed, rx) = writer::Op::boxed(op);
-        if self.writer.tx.send(boxed).await.is_err() {
+        if self.writer.handle().tx.send(boxed).await.is_err() {
             return Err(E::from(StoreError::Closed));
         }
         rx.await.unwrap_or_else(|_| Err(E::from(StoreError::Aborted)))
@@ -116,7 +142,7 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (boxed, rx) = writer::Op::boxed(op);
-        if self.writer.tx.blocking_send(boxed).is_err() {
+        if self.writer.handle().tx.blocking_send(boxed).is_err() {
             return Err(E::from(StoreError::Closed));
         }
         rx.blocking_recv().unwrap_or_else(|_| Err(E::from(StoreError::Aborted)))
@@ -149,15 +175,10 @@ impl Store {
         op(&txn)
     }
 
-    /// Stops taking writes once all clones are dropped; waits for queued writes to commit.
-    /// Call from shutdown after every other holder of the store has stopped writing.
+    /// Drops this handle. Once every clone is gone, queued writes are committed and the
+    /// database is closed (see the type's doc).
     pub fn close(self) {
-        let join = self.join.lock().take();
         drop(self);
-        if let Some(join) = join {
-            // Other clones may still hold the sender; the thread exits when the last goes.
-            let _ = join.join();
-        }
     }
 }
 
