@@ -2,7 +2,7 @@
 //! ([`Enqueued`], [`Job`]) and the retry policy ([`Backoff`]).
 //!
 //! [`Job`] is both the public JSON form and the stored record: its JSON-valued fields
-//! use [`json_value`], which writes them as JSON values for human-readable formats
+//! use [`crate::store::codec::json`], which writes them as JSON values for human-readable formats
 //! (the API) and as JSON text for postcard (redb), so one struct serves both without a
 //! hand-written twin.
 
@@ -225,7 +225,7 @@ pub struct Job {
     /// Queue.
     pub queue: String,
     /// The handler's input.
-    #[serde(with = "json_value")]
+    #[serde(with = "crate::store::codec::json")]
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// 0–9, 9 most urgent.
@@ -245,7 +245,7 @@ pub struct Job {
     /// When the job reached a final state.
     pub finished_at: Option<DateTime<Utc>>,
     /// The handler's result, once completed.
-    #[serde(with = "json_value_opt")]
+    #[serde(with = "crate::store::codec::json_opt")]
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// One entry per failed attempt.
@@ -270,55 +270,6 @@ pub struct Job {
     pub lease_until: Option<DateTime<Utc>>,
     /// Monotonic enqueue sequence number; orders the listing and FIFO within a priority.
     pub seq: u64,
-}
-
-/// `#[serde(with)]` for a JSON value: a value for human-readable formats, JSON text otherwise.
-pub mod json_value {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
-
-    /// Serialises as a JSON value (human-readable) or JSON text (binary).
-    pub fn serialize<S: Serializer>(v: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { v.serialize(s) } else { s.serialize_str(&v.to_string()) }
-    }
-
-    /// Parses what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
-        if d.is_human_readable() {
-            serde_json::Value::deserialize(d)
-        } else {
-            let text = String::deserialize(d)?;
-            serde_json::from_str(&text).map_err(D::Error::custom)
-        }
-    }
-}
-
-/// `#[serde(with)]` for an optional JSON value; see [`json_value`].
-pub mod json_value_opt {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
-
-    /// Serialises as an optional JSON value (human-readable) or optional JSON text (binary).
-    pub fn serialize<S: Serializer>(v: &Option<serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            v.serialize(s)
-        } else {
-            match v {
-                Some(v) => s.serialize_some(&v.to_string()),
-                None => s.serialize_none(),
-            }
-        }
-    }
-
-    /// Parses what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
-        if d.is_human_readable() {
-            Option::<serde_json::Value>::deserialize(d)
-        } else {
-            match Option::<String>::deserialize(d)? {
-                Some(text) => serde_json::from_str(&text).map(Some).map_err(D::Error::custom),
-                None => Ok(None),
-            }
-        }
-    }
 }
 
 /// Why a handler run failed.

@@ -11,7 +11,7 @@
 
 use super::JobQueue;
 use super::error::JobError;
-use super::model::{EnqueueRequest, json_value};
+use super::model::EnqueueRequest;
 use super::ops::check_queue;
 use super::store::SCHEDULES;
 use crate::store::{StoreError, codec, open_read};
@@ -28,7 +28,7 @@ pub struct ScheduleJob {
     /// Job name.
     pub name: String,
     /// Payload.
-    #[serde(default, with = "json_value")]
+    #[serde(default, with = "crate::store::codec::json")]
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// Queue (default `default`).

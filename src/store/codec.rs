@@ -33,17 +33,22 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     }
 }
 
-/// `#[serde(with = "crate::store::codec::json")]`: stores a `serde_json::Value` as JSON text.
+/// `#[serde(with = "crate::store::codec::json")]`: a `serde_json::Value` stored as JSON
+/// text in binary formats (postcard) and written as a plain JSON value in human-readable
+/// ones, so one struct can be both the stored record and the API shape.
 pub mod json {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
 
-    /// Serialises the value as a JSON string.
+    /// Serialises as a JSON value (human-readable) or JSON text (binary).
     pub fn serialize<S: Serializer>(value: &serde_json::Value, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&value.to_string())
+        if s.is_human_readable() { value.serialize(s) } else { s.serialize_str(&value.to_string()) }
     }
 
-    /// Parses the JSON string back.
+    /// Parses what [`serialize`] wrote.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+        if d.is_human_readable() {
+            return serde_json::Value::deserialize(d);
+        }
         let text = String::deserialize(d)?;
         serde_json::from_str(&text).map_err(D::Error::custom)
     }
@@ -51,18 +56,22 @@ pub mod json {
 
 /// `#[serde(with = "crate::store::codec::json_opt")]`: as [`json`] for `Option<Value>`.
 pub mod json_opt {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
 
-    /// Serialises `Some(value)` as its JSON text and `None` as none.
+    /// Serialises as an optional JSON value (human-readable) or optional JSON text (binary).
     pub fn serialize<S: Serializer>(value: &Option<serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
         match value {
+            _ if s.is_human_readable() => value.serialize(s),
             Some(v) => s.serialize_some(&v.to_string()),
             None => s.serialize_none(),
         }
     }
 
-    /// Parses the optional JSON string back.
+    /// Parses what [`serialize`] wrote.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+        if d.is_human_readable() {
+            return Option::<serde_json::Value>::deserialize(d);
+        }
         match Option::<String>::deserialize(d)? {
             Some(text) => serde_json::from_str(&text).map(Some).map_err(D::Error::custom),
             None => Ok(None),
@@ -70,17 +79,23 @@ pub mod json_opt {
     }
 }
 
-/// `#[serde(with = "crate::store::codec::json_map")]`: stores a JSON object map as JSON text.
+/// `#[serde(with = "crate::store::codec::json_map")]`: as [`json`] for a JSON object map.
 pub mod json_map {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
 
-    /// Serialises the map as a JSON string.
+    /// Serialises as a JSON object (human-readable) or JSON text (binary).
     pub fn serialize<S: Serializer>(value: &serde_json::Map<String, serde_json::Value>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return value.serialize(s);
+        }
         s.serialize_str(&serde_json::to_string(value).map_err(serde::ser::Error::custom)?)
     }
 
-    /// Parses the JSON string back.
+    /// Parses what [`serialize`] wrote.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+        if d.is_human_readable() {
+            return serde_json::Map::deserialize(d);
+        }
         let text = String::deserialize(d)?;
         serde_json::from_str(&text).map_err(D::Error::custom)
     }
@@ -107,6 +122,15 @@ mod tests {
         let bytes = encode(&r).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode::<Rec>(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn json_fields_are_plain_values_in_human_readable_formats() {
+        let r = Rec { id: "a".into(), n: 1, payload: serde_json::json!({"x": 1}), result: Some(serde_json::json!([2])) };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["payload"], serde_json::json!({"x": 1}));
+        assert_eq!(v["result"], serde_json::json!([2]));
+        assert_eq!(serde_json::from_value::<Rec>(v).unwrap(), r);
     }
 
     #[test]
