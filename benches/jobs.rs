@@ -2,10 +2,12 @@
 //!
 //! 1. In-process end to end: enqueue → no-op handler → durable complete, for 10k and
 //!    100k jobs, with individual enqueues from many concurrent callers and with batches.
-//! 2. The HTTP worker protocol: external workers claim `max=100` and complete each job.
+//! 2. The HTTP worker protocol: external workers claim `max=100` and complete the jobs,
+//!    one `POST /api/jobs/{id}/complete` per job, or one `POST /api/jobs/complete` per claim.
 //! 3. Enqueue → handler start latency with idle workers (p50 / p99).
 //!
-//! Run: `cargo bench --bench jobs`.
+//! Run: `cargo bench --bench jobs` (`JOBS_BENCH=http cargo bench --bench jobs` runs only the
+//! sections whose name contains `http`: in-process, latency, http).
 
 use hearth::app::Background;
 use hearth::clock::{SharedClock, SystemClock};
@@ -19,6 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// The same allocator as the `hearth` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Counter {
     done: AtomicUsize,
@@ -139,7 +145,7 @@ async fn latency(samples: usize) {
     bg.shutdown.cancel();
 }
 
-async fn http(n: usize, workers: usize) {
+async fn http(n: usize, workers: usize, batch_complete: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
@@ -180,16 +186,29 @@ async fn http(n: usize, workers: usize) {
                 if jobs.is_empty() {
                     break;
                 }
-                let completes = jobs.iter().map(|j| {
-                    let url = format!("{base}/api/jobs/{}/complete", j["id"].as_str().unwrap());
-                    let c = client.clone();
-                    let w = worker.clone();
-                    async move {
-                        let r = c.post(url).json(&json!({"result": null, "worker_id": w})).send().await.unwrap();
-                        assert!(r.status().is_success());
-                    }
-                });
-                futures::future::join_all(completes).await;
+                if batch_complete {
+                    let items: Vec<_> = jobs.iter().map(|j| json!({"id": j["id"], "result": null})).collect();
+                    let r = client
+                        .post(format!("{base}/api/jobs/complete"))
+                        .json(&json!({"worker_id": worker, "jobs": items}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success());
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    assert_eq!(body["completed"].as_u64(), Some(jobs.len() as u64), "{body}");
+                } else {
+                    let completes = jobs.iter().map(|j| {
+                        let url = format!("{base}/api/jobs/{}/complete", j["id"].as_str().unwrap());
+                        let c = client.clone();
+                        let w = worker.clone();
+                        async move {
+                            let r = c.post(url).json(&json!({"result": null, "worker_id": w})).send().await.unwrap();
+                            assert!(r.status().is_success());
+                        }
+                    });
+                    futures::future::join_all(completes).await;
+                }
                 done.fetch_add(jobs.len(), Ordering::Relaxed);
             }
         }));
@@ -199,8 +218,9 @@ async fn http(n: usize, workers: usize) {
     }
     let el = start.elapsed();
     println!(
-        "HTTP worker protocol: {} jobs, {workers} workers claiming max=100, one complete request per job: {:.0} jobs/s ({:.2} s)",
+        "HTTP worker protocol: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
         done.load(Ordering::Relaxed),
+        if batch_complete { "one batch complete per claim" } else { "one complete request per job" },
         done.load(Ordering::Relaxed) as f64 / el.as_secs_f64(),
         el.as_secs_f64()
     );
@@ -210,12 +230,21 @@ async fn http(n: usize, workers: usize) {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let only = std::env::var("JOBS_BENCH").unwrap_or_default();
+    let run = |section: &str| section.contains(only.as_str());
     rt.block_on(async {
-        in_process(10_000, false).await;
-        in_process(100_000, false).await;
-        in_process(10_000, true).await;
-        in_process(100_000, true).await;
-        latency(500).await;
-        http(20_000, 4).await;
+        if run("in-process") {
+            in_process(10_000, false).await;
+            in_process(100_000, false).await;
+            in_process(10_000, true).await;
+            in_process(100_000, true).await;
+        }
+        if run("latency") {
+            latency(500).await;
+        }
+        if run("http") {
+            http(20_000, 4, false).await;
+            http(50_000, 4, true).await;
+        }
     });
 }

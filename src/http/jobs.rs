@@ -1,6 +1,7 @@
 //! HTTP routes of the job queue: enqueue, read, list, cancel and retry jobs; queue
 //! control; recurring schedules; and the worker protocol for external workers
-//! (claim / heartbeat / complete / fail).
+//! (claim / heartbeat / complete / fail, and `POST /api/jobs/complete` to complete many
+//! claimed jobs in one request and one durable write).
 //!
 //! Listing is newest first; the next page's cursor is returned both in the body
 //! (`next_cursor`) and in the `X-Next-Cursor` header, and is passed back as `?cursor=`.
@@ -10,7 +11,9 @@ use super::AppState;
 use super::auth::Principal;
 use super::error::{ApiResult, Json, Query, parse_json};
 use crate::error::{ApiError, ErrorCode};
-use crate::jobs::{ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, ListQuery, QueueInfo, Schedule, ScheduleRequest};
+use crate::jobs::{
+    ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, JobStatus, ListQuery, QueueInfo, Schedule, ScheduleRequest,
+};
 use axum::{
     Extension,
     body::Bytes,
@@ -32,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(heartbeat))
         .routes(routes!(complete))
+        .routes(routes!(complete_batch))
         .routes(routes!(fail))
         .routes(routes!(queues))
         .routes(routes!(pause))
@@ -209,6 +213,112 @@ async fn complete(
     service(&p)?;
     let req: CompleteRequest = optional_body(&body)?;
     Ok(axum::Json(s.jobs.complete(&id, req.worker_id.as_deref(), req.result).await?))
+}
+
+/// Most jobs in one `POST /api/jobs/complete`.
+const MAX_COMPLETE_BATCH: usize = crate::jobs::MAX_CLAIM;
+
+/// One job of `POST /api/jobs/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteItem {
+    /// The job's id.
+    pub id: String,
+    /// The job's result.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// Body of `POST /api/jobs/complete`: the batch form of `/api/jobs/{id}/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBatchRequest {
+    /// The claiming worker (checked against every job's lease when given).
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// 1 to 1000 running jobs, each id at most once.
+    pub jobs: Vec<CompleteItem>,
+}
+
+/// Why one job of a batch was not completed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemError {
+    /// The status a single `/complete` would have answered (404, 409, 413, 500).
+    pub status: u16,
+    /// Stable error code, e.g. `conflict`.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// What happened to one job of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompleteItemResult {
+    /// The job's id.
+    pub id: String,
+    /// Its status after the request (`completed`, or `cancelled` when it was cancelled
+    /// while running); absent on error.
+    pub status: Option<JobStatus>,
+    /// Set when this job was not completed; the others are unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+/// Answer of `POST /api/jobs/complete`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompleteBatchResponse {
+    /// Jobs that ended (completed or cancelled) by this request.
+    pub completed: usize,
+    /// One entry per requested job, in request order.
+    pub results: Vec<CompleteItemResult>,
+}
+
+/// Completes many running jobs in one request and one durable write — the efficient
+/// form for workers that claim with `max > 1`. Each job succeeds or fails on its own
+/// (see `results`); 200 once every success is durable.
+#[utoipa::path(post, path = "/api/jobs/complete", tag = "jobs", request_body = CompleteBatchRequest,
+    responses((status = 200, body = CompleteBatchResponse), (status = 400, body = crate::error::ErrorBody)))]
+async fn complete_batch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(req): Json<CompleteBatchRequest>,
+) -> ApiResult<axum::Json<CompleteBatchResponse>> {
+    service(&p)?;
+    if req.jobs.is_empty() || req.jobs.len() > MAX_COMPLETE_BATCH {
+        return Err(ApiError::invalid("jobs", format!("must hold 1 to {MAX_COMPLETE_BATCH} jobs")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, j) in req.jobs.iter().enumerate() {
+        if j.id.is_empty() {
+            return Err(ApiError::invalid(format!("jobs[{i}].id"), "must not be empty"));
+        }
+        if !seen.insert(j.id.as_str()) {
+            return Err(ApiError::invalid(format!("jobs[{i}].id"), "duplicate job id"));
+        }
+    }
+    let ids: Vec<String> = req.jobs.iter().map(|j| j.id.clone()).collect();
+    let results = s.jobs.complete_many(req.worker_id.as_deref(), req.jobs.into_iter().map(|j| (j.id, j.result)).collect()).await;
+    let mut completed = 0;
+    let results = ids
+        .into_iter()
+        .zip(results)
+        .map(|(id, r)| match r {
+            Ok(job) => {
+                completed += 1;
+                CompleteItemResult { id, status: Some(job.status), error: None }
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                CompleteItemResult {
+                    id,
+                    status: None,
+                    error: Some(ItemError { status: e.status(), code: e.code.as_str(), message: e.message }),
+                }
+            }
+        })
+        .collect();
+    Ok(axum::Json(CompleteBatchResponse { completed, results }))
 }
 
 /// Body of `POST /api/jobs/{id}/fail`.

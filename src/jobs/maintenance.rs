@@ -6,9 +6,9 @@
 
 use super::JobQueue;
 use super::error::JobError;
+use super::finish::Outcome;
 use super::metrics;
 use super::model::{Job, JobStatus};
-use super::ops::Outcome;
 use super::store;
 use crate::app::Background;
 use chrono::{DateTime, Duration, Utc};

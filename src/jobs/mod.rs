@@ -24,6 +24,7 @@
 pub mod config;
 mod context;
 pub mod error;
+mod finish;
 mod index;
 mod maintenance;
 mod metrics;
@@ -38,7 +39,7 @@ mod tests;
 pub use context::JobContext;
 pub use error::JobError;
 pub use model::{Backoff, BackoffKind, EnqueueRequest, Enqueued, Job, JobAttemptError, JobFailure, JobStatus};
-pub use ops::{ClaimRequest, HeartbeatAck, JobList, ListQuery, QueueInfo};
+pub use ops::{ClaimRequest, HeartbeatAck, JobList, ListQuery, MAX_CLAIM, QueueInfo};
 pub use schedule::{Schedule, ScheduleRequest};
 
 use crate::{clock::SharedClock, events::EventBus, progress::ProgressTracker, store::Store};

@@ -4,7 +4,8 @@
 //! [`Job`] is both the public JSON form and the stored record: its JSON-valued fields
 //! use [`crate::store::codec::json`], which writes them as JSON values for human-readable formats
 //! (the API) and as JSON text for postcard (redb), so one struct serves both without a
-//! hand-written twin.
+//! hand-written twin. Its timestamps use [`crate::store::codec::time`] likewise (RFC 3339 in
+//! JSON, integers in redb).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -212,6 +213,7 @@ pub struct JobAttemptError {
     /// What went wrong.
     pub error: String,
     /// When.
+    #[serde(with = "crate::store::codec::time")]
     pub at: DateTime<Utc>,
 }
 
@@ -237,12 +239,16 @@ pub struct Job {
     /// Attempts allowed before the job is dead.
     pub max_attempts: u32,
     /// Earliest time of the next run.
+    #[serde(with = "crate::store::codec::time")]
     pub run_at: DateTime<Utc>,
     /// When the job was enqueued.
+    #[serde(with = "crate::store::codec::time")]
     pub created_at: DateTime<Utc>,
     /// When the latest attempt started.
+    #[serde(with = "crate::store::codec::time_opt")]
     pub started_at: Option<DateTime<Utc>>,
     /// When the job reached a final state.
+    #[serde(with = "crate::store::codec::time_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     /// The handler's result, once completed.
     #[serde(with = "crate::store::codec::json_opt")]
@@ -267,6 +273,7 @@ pub struct Job {
     /// Worker holding the lease while running (external workers; `in-process` for handlers).
     pub worker_id: Option<String>,
     /// Lease deadline while running.
+    #[serde(with = "crate::store::codec::time_opt")]
     pub lease_until: Option<DateTime<Utc>>,
     /// Monotonic enqueue sequence number; orders the listing and FIFO within a priority.
     pub seq: u64,

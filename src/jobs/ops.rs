@@ -3,9 +3,10 @@
 //! complete, fail). Every state change is durable before it is acknowledged.
 
 use super::error::JobError;
+use super::finish::{Outcome, check_holder};
 use super::index::{Holder, NameFilter, Slot};
 use super::metrics::{self, Step};
-use super::model::{EnqueueRequest, Enqueued, Job, JobAttemptError, JobStatus};
+use super::model::{EnqueueRequest, Enqueued, Job, JobStatus};
 use super::store::{self, Encoded, QueueMeta};
 use super::{JobQueue, Shared};
 use chrono::{DateTime, Duration, Utc};
@@ -107,19 +108,6 @@ pub struct QueueInfo {
     pub pools: Vec<String>,
 }
 
-/// How a run (or a job) ends.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Complete(Option<serde_json::Value>),
-    Fail {
-        error: String,
-        retry: bool,
-    },
-    /// An external lease ran out.
-    Expired,
-    Cancel(String),
-}
-
 fn check_name(field: &str, v: &str) -> Result<(), JobError> {
     if v.trim().is_empty() {
         return Err(JobError::invalid(field, "must not be empty"));
@@ -142,10 +130,22 @@ pub(crate) fn check_queue(field: &str, v: &str) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Emits `topic` with the job's JSON, skipping the serialisation when nobody listens.
-fn emit(shared: &Shared, topic: &str, job: &Job) {
-    if shared.events.subscriber_count() > 0 {
-        shared.events.emit(topic, &job.id, None, serde_json::to_value(job).unwrap_or_default());
+/// The size in bytes of `v`'s JSON text, counted without building the text.
+pub(super) fn json_size(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
     }
 }
 
@@ -173,8 +173,16 @@ impl Shared {
 }
 
 impl JobQueue {
-    fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         self.shared.clock.now()
+    }
+
+    /// Emits `topic` with the job's JSON, skipping the serialisation when nobody listens.
+    pub(super) fn emit(&self, topic: &str, job: &Job) {
+        let events = &self.shared.events;
+        if events.subscriber_count() > 0 {
+            events.emit(topic, &job.id, None, serde_json::to_value(job).unwrap_or_default());
+        }
     }
 
     /// Validates a request into a new job record (no id or unique checks yet).
@@ -246,7 +254,7 @@ impl JobQueue {
                 return Err(JobError::invalid(format!("depends_on[{i}]"), "duplicate dependency"));
             }
         }
-        let size = if req.payload.is_null() { 4 } else { serde_json::to_vec(&req.payload).map(|v| v.len()).unwrap_or(usize::MAX) };
+        let size = json_size(&req.payload);
         if size > cfg.max_payload_bytes {
             return Err(JobError::PayloadTooLarge { size, limit: cfg.max_payload_bytes });
         }
@@ -414,7 +422,7 @@ impl JobQueue {
         let hooks = self.shared.hooks.read().clone();
         for job in fresh {
             metrics::count(Step::Enqueued, &job.queue, &job.name);
-            emit(&self.shared, "job.enqueued", job);
+            self.emit("job.enqueued", job);
             for h in &hooks {
                 h.on_enqueue(job);
             }
@@ -745,7 +753,7 @@ impl JobQueue {
             for job in &jobs {
                 metrics::count(Step::Started, &job.queue, &job.name);
                 metrics::waited(&job.queue, (now - job.run_at).num_milliseconds() as f64 / 1000.0);
-                emit(&self.shared, "job.started", job);
+                self.emit("job.started", job);
                 for h in &hooks {
                     h.on_start(job);
                 }
@@ -802,212 +810,12 @@ impl JobQueue {
         Ok(ack)
     }
 
-    fn not_live(&self, id: &str) -> JobError {
+    /// Why a job that is not live cannot be ended: not found, or already final.
+    pub(super) fn not_live(&self, id: &str) -> JobError {
         match self.shared.store.read_now(|txn| store::get(txn, id)) {
             Ok(Some(j)) => JobError::Conflict(format!("job {id} is {}, not running", j.status.as_str())),
             Ok(None) => JobError::job_not_found(id),
             Err(e) => e.into(),
-        }
-    }
-
-    /// Completes a running job with its result; durable when this returns.
-    pub async fn complete(&self, id: &str, worker_id: Option<&str>, result: Option<serde_json::Value>) -> Result<Job, JobError> {
-        self.finish_checked(id, worker_id, Outcome::Complete(result)).await
-    }
-
-    /// Fails a running job's attempt: it retries after its backoff while attempts remain
-    /// and `retry` is true, else it is dead. Durable when this returns.
-    pub async fn fail(&self, id: &str, worker_id: Option<&str>, error: &str, retry: bool) -> Result<Job, JobError> {
-        if error.len() > 64 * 1024 {
-            return Err(JobError::invalid("error", "must be at most 65536 bytes"));
-        }
-        self.finish_checked(id, worker_id, Outcome::Fail { error: error.to_string(), retry }).await
-    }
-
-    async fn finish_checked(&self, id: &str, worker_id: Option<&str>, outcome: Outcome) -> Result<Job, JobError> {
-        {
-            let idx = self.shared.index.lock();
-            match idx.live.get(id) {
-                Some(l) if l.slot == Slot::Running => check_holder(id, l.job.worker_id.as_deref(), worker_id)?,
-                Some(l) => return Err(JobError::Conflict(format!("job {id} is {}, not running", l.job.status.as_str()))),
-                None => {
-                    drop(idx);
-                    return Err(self.not_live(id));
-                }
-            }
-        }
-        if let Outcome::Complete(Some(r)) = &outcome {
-            let size = serde_json::to_vec(r).map(|v| v.len()).unwrap_or(usize::MAX);
-            if size > self.shared.config.max_payload_bytes {
-                return Err(JobError::PayloadTooLarge { size, limit: self.shared.config.max_payload_bytes });
-            }
-        }
-        self.finish(id, outcome, Some(worker_id)).await
-    }
-
-    /// Ends a run or a job, durably, then releases dependants (cancelling them when the
-    /// job ended dead or cancelled). `running` is `Some` when the caller ends a run
-    /// (the job must then be running), `None` for cancellation of a waiting job or an
-    /// expired lease (decided by the outcome).
-    pub(crate) async fn finish(&self, id: &str, outcome: Outcome, running: Option<Option<&str>>) -> Result<Job, JobError> {
-        let first = self.finish_one(id, outcome, running).await?;
-        let mut work = first.1;
-        while let Some((wid, reason)) = work.pop() {
-            if let Ok((_, more)) = self.finish_one(&wid, Outcome::Cancel(reason), None).await {
-                work.extend(more);
-            }
-        }
-        Ok(first.0)
-    }
-
-    async fn finish_one(
-        &self,
-        id: &str,
-        outcome: Outcome,
-        running: Option<Option<&str>>,
-    ) -> Result<(Job, Vec<(String, String)>), JobError> {
-        let now = self.now();
-        let (before, next, was_slot) = {
-            let mut idx = self.shared.index.lock();
-            let Some(l) = idx.live.get(id) else {
-                drop(idx);
-                return Err(self.not_live(id));
-            };
-            if l.busy {
-                return Err(JobError::Conflict(format!("job {id} is being updated; try again")));
-            }
-            let is_running = l.slot == Slot::Running;
-            match (&outcome, is_running) {
-                (Outcome::Complete(_) | Outcome::Fail { .. } | Outcome::Expired, false) => {
-                    return Err(JobError::Conflict(format!("job {id} is {}, not running", l.job.status.as_str())));
-                }
-                (Outcome::Cancel(_), true) if running.is_none() => {
-                    return Err(JobError::Conflict(format!("job {id} is running; it was signalled to cancel")));
-                }
-                _ => {}
-            }
-            if let Some(Some(w)) = running {
-                check_holder(id, l.job.worker_id.as_deref(), Some(w))?;
-            }
-            let before = l.job.clone();
-            let next = next_state(&before, &outcome, l.cancel_requested, now);
-            let was_slot = l.slot;
-            idx.detach(id);
-            if let Some(l) = idx.live.get_mut(id) {
-                l.busy = true;
-            }
-            (before, next, was_slot)
-        };
-        let enc = Encoded::of(&next);
-        let written = match enc {
-            Ok(enc) => self.shared.store.write(move |txn| store::update(txn, std::slice::from_ref(&enc)).map_err(JobError::from)).await,
-            Err(e) => Err(e.into()),
-        };
-        let mut ready = Vec::new();
-        let mut cascade = Vec::new();
-        {
-            let mut idx = self.shared.index.lock();
-            if let Err(e) = written {
-                if let Some(l) = idx.live.get_mut(id) {
-                    l.busy = false;
-                    l.job = before.clone();
-                    // An external run keeps its lease (the worker may report again); an
-                    // in-process run has nobody left to report, so its job is ready again.
-                    if was_slot == Slot::Running && !l.local {
-                        l.slot = Slot::Running;
-                        if let Some(u) = before.lease_until {
-                            idx.extend_lease(id, u);
-                        }
-                    } else {
-                        // A cancelled waiting job that could not be written is put back as
-                        // ready-when-due; its dependencies are re-checked at restart.
-                        l.job.status = if before.status == JobStatus::Running { JobStatus::Pending } else { before.status };
-                        ready.extend(idx.place(id, now));
-                    }
-                }
-                drop(idx);
-                self.shared.notify_ready(&ready);
-                return Err(e);
-            }
-            if let Some(l) = idx.live.get_mut(id) {
-                l.job = next.clone();
-            }
-            if next.status.is_final() {
-                let waiters = idx.remove_final(id, next.status, now.timestamp());
-                for w in waiters {
-                    if next.status == JobStatus::Completed {
-                        if idx.dependency_done(&w, id) {
-                            ready.extend(idx.place(&w, now));
-                        }
-                    } else {
-                        cascade.push((w, format!("dependency {id} ended {}", next.status.as_str())));
-                    }
-                }
-            } else {
-                ready.extend(idx.place(id, now));
-            }
-        }
-        self.shared.notify_ready(&ready);
-        if next.status == JobStatus::Failed {
-            self.shared.wake.notify_one();
-        }
-        self.report(&before, &next, &outcome, was_slot == Slot::Running, now).await;
-        Ok((next, cascade))
-    }
-
-    /// Metrics, events, hooks and the progress record after a durable end of a run or job.
-    async fn report(&self, before: &Job, next: &Job, outcome: &Outcome, was_running: bool, now: DateTime<Utc>) {
-        let (q, n) = (next.queue.as_str(), next.name.as_str());
-        if was_running && let Some(s) = before.started_at {
-            metrics::ran(q, n, (now - s).num_milliseconds() as f64 / 1000.0);
-        }
-        let hooks = self.shared.hooks.read().clone();
-        let failed_with = match outcome {
-            Outcome::Fail { error, .. } => Some(error.as_str()),
-            Outcome::Expired => Some("lease expired"),
-            _ => None,
-        };
-        if let Some(err) = failed_with
-            && next.status != JobStatus::Cancelled
-        {
-            metrics::count(Step::Failed, q, n);
-            emit(&self.shared, "job.failed", next);
-            for h in &hooks {
-                h.on_fail(next, err);
-            }
-        }
-        match next.status {
-            JobStatus::Completed => {
-                metrics::count(Step::Completed, q, n);
-                emit(&self.shared, "job.completed", next);
-                for h in &hooks {
-                    h.on_complete(next);
-                }
-            }
-            JobStatus::Dead => {
-                metrics::count(Step::Dead, q, n);
-                emit(&self.shared, "job.dead", next);
-            }
-            JobStatus::Cancelled => {
-                metrics::count(Step::Cancelled, q, n);
-                emit(&self.shared, "job.cancelled", next);
-            }
-            JobStatus::Failed | JobStatus::Pending => {
-                metrics::count(Step::Retried, q, n);
-                emit(&self.shared, "job.retrying", next);
-            }
-            _ => {}
-        }
-        if next.progress_id.is_some() && next.status.is_final() {
-            let p = &self.shared.progress;
-            let r = match next.status {
-                JobStatus::Completed => p.complete(&next.id, next.result.clone()).await.map(|_| ()),
-                JobStatus::Dead => p.fail(&next.id, next.reason.as_deref().unwrap_or("dead")).await.map(|_| ()),
-                _ => p.cancel(&next.id).await.map(|_| ()),
-            };
-            if let Err(e) = r {
-                tracing::debug!(job = %next.id, error = %e, "job progress not finalised");
-            }
         }
     }
 
@@ -1062,64 +870,4 @@ fn release(idx: &mut super::index::Index, fresh: &[Job]) {
             idx.unique.remove(k);
         }
     }
-}
-
-/// A conflict when `claimed_by` is set and differs from the caller's worker id.
-fn check_holder(id: &str, holder: Option<&str>, caller: Option<&str>) -> Result<(), JobError> {
-    match (holder, caller) {
-        (Some(h), Some(c)) if h != c => Err(JobError::Conflict(format!("job {id} is leased by another worker"))),
-        _ => Ok(()),
-    }
-}
-
-/// The job after `outcome`, before it is written.
-fn next_state(before: &Job, outcome: &Outcome, cancel_requested: bool, now: DateTime<Utc>) -> Job {
-    let mut j = before.clone();
-    j.lease_until = None;
-    let attempt_error = |j: &mut Job, e: &str| j.errors.push(JobAttemptError { attempt: j.attempts, error: e.to_string(), at: now });
-    match outcome {
-        Outcome::Complete(result) => {
-            if cancel_requested {
-                j.status = JobStatus::Cancelled;
-                j.reason = Some("cancelled while running".into());
-            } else {
-                j.status = JobStatus::Completed;
-                j.result = result.clone();
-            }
-        }
-        Outcome::Fail { error, retry } => {
-            attempt_error(&mut j, error);
-            if cancel_requested {
-                j.status = JobStatus::Cancelled;
-                j.reason = Some("cancelled while running".into());
-            } else if !retry || j.attempts >= j.max_attempts {
-                j.status = JobStatus::Dead;
-                j.reason = Some(error.clone());
-            } else {
-                j.status = JobStatus::Failed;
-                j.run_at = now + Duration::milliseconds(j.backoff.delay_ms(j.attempts) as i64);
-            }
-        }
-        Outcome::Expired => {
-            attempt_error(&mut j, "lease expired");
-            if cancel_requested {
-                j.status = JobStatus::Cancelled;
-                j.reason = Some("cancelled (forced at lease end)".into());
-            } else if j.attempts >= j.max_attempts {
-                j.status = JobStatus::Dead;
-                j.reason = Some("lease expired".into());
-            } else {
-                j.status = JobStatus::Pending;
-                j.run_at = now;
-            }
-        }
-        Outcome::Cancel(reason) => {
-            j.status = JobStatus::Cancelled;
-            j.reason = Some(reason.clone());
-        }
-    }
-    if j.status.is_final() {
-        j.finished_at = Some(now);
-    }
-    j
 }

@@ -3,31 +3,53 @@
 //! sleeping on the pool's `Notify` when nothing is ready.
 //!
 //! A run is raced against the job's timeout; at the timeout the handler's future is
-//! dropped (forced cancellation) and the attempt fails. The durable completion is
-//! handed to a tracked task so the worker moves to its next job while the group-commit
-//! writer batches completions.
+//! dropped (forced cancellation) and the attempt fails. The end of the run is handed to
+//! the queue's completer task so the worker moves to its next job at once: the completer
+//! takes every end waiting (up to [`MAX_ENDS`]) and records them in one durable write
+//! ([`JobQueue::finish_many`]). The channel is bounded, so workers that outrun the disk
+//! wait for it. At shutdown the workers stop, their senders drop, and the completer
+//! records what is left before it ends.
 
 use super::JobQueue;
 use super::context::JobContext;
+use super::finish::{End, Outcome};
 use super::index::{Holder, NameFilter};
 use super::model::Job;
-use super::ops::Outcome;
 use crate::app::Background;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Starts every pool's workers.
+/// Most run ends recorded in one write.
+const MAX_ENDS: usize = 1024;
+
+/// Starts every pool's workers and the completer that records their runs' ends.
 pub(super) fn start(q: &JobQueue, bg: &Background) {
+    let (ends, rx) = mpsc::channel(4 * MAX_ENDS);
+    bg.spawn(completer(q.clone(), rx));
     for (i, pool) in q.shared.pools.iter().enumerate() {
         for _ in 0..pool.count {
-            bg.spawn(worker(q.clone(), i, bg.clone()));
+            bg.spawn(worker(q.clone(), i, bg.shutdown.clone(), ends.clone()));
         }
     }
 }
 
-async fn worker(q: JobQueue, pool: usize, bg: Background) {
-    let shutdown = bg.shutdown.clone();
+/// Records the ends of in-process runs, as many per durable write as are waiting.
+async fn completer(q: JobQueue, mut rx: mpsc::Receiver<End>) {
+    let mut batch = Vec::with_capacity(MAX_ENDS);
+    while rx.recv_many(&mut batch, MAX_ENDS).await > 0 {
+        let ends = std::mem::replace(&mut batch, Vec::with_capacity(MAX_ENDS));
+        let ids: Vec<String> = ends.iter().map(|e| e.id.clone()).collect();
+        for (r, id) in q.finish_many(ends).await.into_iter().zip(ids) {
+            if let Err(e) = r {
+                tracing::warn!(job = %id, error = %e, "could not record the end of a run; it will run again");
+            }
+        }
+    }
+}
+
+async fn worker(q: JobQueue, pool: usize, shutdown: CancellationToken, ends: mpsc::Sender<End>) {
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -38,7 +60,12 @@ async fn worker(q: JobQueue, pool: usize, bg: Background) {
         notified.as_mut().enable();
         let mut jobs = q.claim_with(&p.queues, NameFilter::Handled, Holder::Local, 1);
         match jobs.pop() {
-            Some(job) => run(&q, job, &bg).await,
+            Some(job) => {
+                let end = run(&q, job).await;
+                if ends.send(end).await.is_err() {
+                    break;
+                }
+            }
             None => {
                 tokio::select! {
                     _ = &mut notified => {}
@@ -49,14 +76,15 @@ async fn worker(q: JobQueue, pool: usize, bg: Background) {
     }
 }
 
-async fn run(q: &JobQueue, job: Job, bg: &Background) {
+/// Runs one claimed job to the end of its attempt.
+async fn run(q: &JobQueue, mut job: Job) -> End {
     let handler = q.shared.handlers.read().get(&job.name).cloned();
     let cancel = q.shared.index.lock().live.get(&job.id).map(|l| l.cancel.clone()).unwrap_or_else(CancellationToken::new);
     let outcome = match handler {
         None => Outcome::Fail { error: format!("no handler for '{}'", job.name), retry: true },
         Some(h) => {
             let ctx = JobContext { queue: q.clone(), id: job.id.clone(), attempt: job.attempts, cancel };
-            let fut = AssertUnwindSafe(h(ctx, job.payload.clone())).catch_unwind();
+            let fut = AssertUnwindSafe(h(ctx, std::mem::take(&mut job.payload))).catch_unwind();
             match tokio::time::timeout(std::time::Duration::from_secs(job.timeout), fut).await {
                 Ok(Ok(Ok(v))) => Outcome::Complete(Some(v)),
                 Ok(Ok(Err(f))) => Outcome::Fail { error: f.message, retry: f.retry },
@@ -65,10 +93,5 @@ async fn run(q: &JobQueue, job: Job, bg: &Background) {
             }
         }
     };
-    let q = q.clone();
-    bg.spawn(async move {
-        if let Err(e) = q.finish(&job.id, outcome, Some(None)).await {
-            tracing::warn!(job = %job.id, error = %e, "could not record the end of a run; it will run again");
-        }
-    });
+    End::of_run(&job.id, outcome, None)
 }

@@ -7,6 +7,8 @@
 //!   needs `deserialize_any`;
 //! - arbitrary JSON (`serde_json::Value`) is stored as JSON text: annotate such fields
 //!   with `#[serde(with = "crate::store::codec::json")]` (or `json_opt` for `Option`).
+//! - timestamps of hot records may use [`time`] / [`time_opt`]: integers in redb, RFC 3339
+//!   in JSON.
 //!
 //! Bumping [`FORMAT_VERSION`] is how a future release signals an incompatible layout; a
 //! value with an unknown version is reported as corruption rather than misread.
@@ -101,6 +103,49 @@ pub mod json_map {
     }
 }
 
+/// `#[serde(with = "crate::store::codec::time")]`: a UTC timestamp written as RFC 3339 text
+/// in human-readable formats (the API) and as `(seconds, nanoseconds)` integers in binary
+/// ones (redb) — exact, compact, and several times cheaper than formatting and parsing
+/// text on every stored write of a hot record such as a job.
+pub mod time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    /// Serialises as RFC 3339 (human-readable) or `(secs, nanos)` (binary).
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { t.serialize(s) } else { (t.timestamp(), t.timestamp_subsec_nanos()).serialize(s) }
+    }
+
+    /// Parses what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        if d.is_human_readable() {
+            return DateTime::<Utc>::deserialize(d);
+        }
+        let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| D::Error::custom("timestamp out of range"))
+    }
+}
+
+/// `#[serde(with = "crate::store::codec::time_opt")]`: as [`time`] for `Option<DateTime<Utc>>`.
+pub mod time_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serialises as an optional [`super::time`] value.
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct W<'a>(#[serde(with = "super::time")] &'a DateTime<Utc>);
+        t.as_ref().map(W).serialize(s)
+    }
+
+    /// Parses what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::time")] DateTime<Utc>);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +159,29 @@ mod tests {
         payload: serde_json::Value,
         #[serde(with = "super::json_opt")]
         result: Option<serde_json::Value>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Times {
+        #[serde(with = "super::time")]
+        at: chrono::DateTime<chrono::Utc>,
+        #[serde(with = "super::time_opt")]
+        maybe: Option<chrono::DateTime<chrono::Utc>>,
+        #[serde(with = "super::time_opt")]
+        none: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn timestamps_are_exact_integers_in_redb_and_rfc3339_in_json() {
+        let at = chrono::DateTime::from_timestamp(1_764_000_000, 123_456_789).unwrap();
+        let r = Times { at, maybe: Some(at - chrono::Duration::days(400_000)), none: None };
+        let bytes = encode(&r).unwrap();
+        assert!(bytes.len() < 24, "compact: {} bytes", bytes.len());
+        assert_eq!(decode::<Times>(&bytes).unwrap(), r);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["at"], "2025-11-24T16:00:00.123456789Z");
+        assert_eq!(v["none"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<Times>(v).unwrap(), r);
     }
 
     #[test]

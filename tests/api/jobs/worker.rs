@@ -48,6 +48,48 @@ async fn claim_complete_fail_retry_and_dead_letters() {
 }
 
 #[tokio::test]
+async fn a_batch_complete_ends_each_job_on_its_own() {
+    let s = server().await;
+    let a = enqueue(&s, json!({"name": "b", "priority": 9})).await;
+    let b = enqueue(&s, json!({"name": "b", "priority": 8})).await;
+    let c = enqueue(&s, json!({"name": "b", "priority": 7})).await;
+    let waiting = enqueue(&s, json!({"name": "b", "priority": 0})).await;
+    assert_eq!(claim(&s, "w1", 3).await.len(), 3);
+    // c is cancelled while running: completing it ends it cancelled.
+    assert_eq!(s.delete(&format!("/api/jobs/{c}")).await.0, 200);
+    let body = json!({"worker_id": "w1", "jobs": [
+        {"id": a, "result": {"n": 1}}, {"id": waiting}, {"id": "missing"}, {"id": b, "result": [2]}, {"id": c}
+    ]});
+    let (st, r) = s.post("/api/jobs/complete", body.clone()).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["completed"], 3, "{r}");
+    let res = r["results"].as_array().unwrap();
+    assert_eq!(res.iter().map(|x| x["id"].as_str().unwrap()).collect::<Vec<_>>(), vec![a.as_str(), &waiting, "missing", &b, &c]);
+    assert_eq!(
+        (res[0]["status"].as_str(), res[3]["status"].as_str(), res[4]["status"].as_str()),
+        (Some("completed"), Some("completed"), Some("cancelled"))
+    );
+    assert_eq!((res[1]["error"]["status"].as_u64(), res[1]["error"]["code"].as_str()), (Some(409), Some("conflict")), "not running");
+    assert_eq!((res[2]["error"]["status"].as_u64(), res[2]["error"]["code"].as_str()), (Some(404), Some("not_found")));
+    let (_, j) = s.get(&format!("/api/jobs/{a}")).await;
+    assert_eq!((j["status"].as_str(), j["result"]["n"].as_i64()), (Some("completed"), Some(1)));
+    let (_, j) = s.get(&format!("/api/jobs/{waiting}")).await;
+    assert_eq!(j["status"], "pending", "an error leaves the job as it was");
+    // Another worker's lease, and bad batches.
+    assert_eq!(claim(&s, "w1", 1).await.len(), 1);
+    let (_, r) = s.post("/api/jobs/complete", json!({"worker_id": "w2", "jobs": [{"id": waiting}]})).await;
+    assert_eq!((r["completed"].as_u64(), r["results"][0]["error"]["code"].as_str()), (Some(0), Some("conflict")));
+    let (st, e) = s.post("/api/jobs/complete", json!({"jobs": []})).await;
+    assert_eq!(assert_error(st, &e, 400), "invalid_field");
+    assert_eq!(e["error"]["field"], "jobs");
+    let (st, e) = s.post("/api/jobs/complete", json!({"jobs": [{"id": waiting}, {"id": waiting}]})).await;
+    assert_eq!(assert_error(st, &e, 400), "invalid_field");
+    assert_eq!(e["error"]["field"], "jobs[1].id");
+    let (st, e) = s.post("/api/jobs/complete", json!({"jobs": [{"idd": waiting}]})).await;
+    assert_error(st, &e, 400);
+}
+
+#[tokio::test]
 async fn a_retryable_failure_waits_for_its_backoff() {
     let s = server().await;
     let id = enqueue(&s, json!({"name": "r", "backoff": {"type": "fixed", "base_ms": 300, "max_ms": 300, "jitter": false}})).await;
