@@ -53,18 +53,22 @@ impl End {
     }
 }
 
-/// An end decided under the lock, waiting for its durable write.
+/// An end decided under the lock, waiting for its durable write. The job's live record
+/// keeps its state from before the end until the write is settled, so a failed write
+/// has nothing to restore. `next` is boxed: batches move these around by the thousand.
 struct Decided {
     /// Position in the caller's list.
     at: usize,
-    before: Job,
-    next: Job,
+    next: Box<Job>,
     outcome: Outcome,
     was_slot: Slot,
 }
 
 /// Jobs to cancel because a dependency ended badly: (job id, reason).
 type Cascade = Vec<(String, String)>;
+
+/// The job after its end, or why it could not end.
+pub(crate) type Ended = Result<Box<Job>, JobError>;
 
 impl JobQueue {
     /// Completes a running job with its result; durable when this returns.
@@ -95,7 +99,7 @@ impl JobQueue {
             }
         }
         for (r, i) in self.finish_many(ends).await.into_iter().zip(positions) {
-            out[i] = Some(r);
+            out[i] = Some(r.map(|j| *j));
         }
         out.into_iter().map(|r| r.expect("every position answered")).collect()
     }
@@ -123,13 +127,13 @@ impl JobQueue {
     /// Ends one run or job (see [`JobQueue::finish_many`]).
     pub(crate) async fn finish(&self, id: &str, outcome: Outcome, running: Option<Option<&str>>) -> Result<Job, JobError> {
         let end = End { id: id.to_string(), outcome, running: running.map(|w| w.map(str::to_string)) };
-        self.finish_many(vec![end]).await.pop().expect("one result per end")
+        self.finish_many(vec![end]).await.pop().expect("one result per end").map(|j| *j)
     }
 
     /// Ends runs or jobs durably, in one write, then releases their dependants
     /// (cancelling them when a job ended dead or cancelled). Returns one result per end,
     /// in order.
-    pub(crate) async fn finish_many(&self, ends: Vec<End>) -> Vec<Result<Job, JobError>> {
+    pub(crate) async fn finish_many(&self, ends: Vec<End>) -> Vec<Ended> {
         let (results, mut cascade) = self.finish_batch(ends).await;
         while !cascade.is_empty() {
             let ends = cascade.drain(..).map(|(id, reason)| End { id, outcome: Outcome::Cancel(reason), running: None }).collect();
@@ -140,16 +144,16 @@ impl JobQueue {
 
     /// The three phases of [`JobQueue::finish_many`] for one batch, without following
     /// the cascade it returns.
-    async fn finish_batch(&self, ends: Vec<End>) -> (Vec<Result<Job, JobError>>, Cascade) {
+    async fn finish_batch(&self, ends: Vec<End>) -> (Vec<Ended>, Cascade) {
         let now = self.now();
-        let mut results: Vec<Option<Result<Job, JobError>>> = (0..ends.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Ended>> = (0..ends.len()).map(|_| None).collect();
         let mut decided = Vec::with_capacity(ends.len());
         let mut not_live = Vec::new();
         {
             let mut idx = self.shared.index.lock();
             for (at, end) in ends.into_iter().enumerate() {
                 match decide(&mut idx, &end, now) {
-                    Ok((before, next, was_slot)) => decided.push(Decided { at, before, next, outcome: end.outcome, was_slot }),
+                    Ok((next, was_slot)) => decided.push(Decided { at, next, outcome: end.outcome, was_slot }),
                     Err(Some(e)) => results[at] = Some(Err(e)),
                     Err(None) => not_live.push((at, end.id)),
                 }
@@ -180,7 +184,7 @@ impl JobQueue {
                         self.shared.wake.notify_one();
                     }
                     for d in decided {
-                        self.report(&d.before, &d.next, &d.outcome, d.was_slot == Slot::Running, now).await;
+                        self.report(&d.next, &d.outcome, d.was_slot == Slot::Running, now).await;
                         results[d.at] = Some(Ok(d.next));
                     }
                 }
@@ -196,9 +200,9 @@ impl JobQueue {
     }
 
     /// Metrics, events, hooks and the progress record after a durable end of a run or job.
-    async fn report(&self, before: &Job, next: &Job, outcome: &Outcome, was_running: bool, now: DateTime<Utc>) {
+    async fn report(&self, next: &Job, outcome: &Outcome, was_running: bool, now: DateTime<Utc>) {
         let (q, n) = (next.queue.as_str(), next.name.as_str());
-        if was_running && let Some(s) = before.started_at {
+        if was_running && let Some(s) = next.started_at {
             metrics::ran(q, n, (now - s).num_milliseconds() as f64 / 1000.0);
         }
         let hooks = self.shared.hooks.read().clone();
@@ -255,7 +259,7 @@ impl JobQueue {
 /// Phase 1 for one end: checks it against the job's live state and decides the next
 /// state; the job is detached and marked busy. `Err(None)`: the job is not live (the
 /// caller looks it up outside the lock to say why).
-fn decide(idx: &mut Index, end: &End, now: DateTime<Utc>) -> Result<(Job, Job, Slot), Option<JobError>> {
+fn decide(idx: &mut Index, end: &End, now: DateTime<Utc>) -> Result<(Box<Job>, Slot), Option<JobError>> {
     let id = end.id.as_str();
     let Some(l) = idx.live.get(id) else { return Err(None) };
     if l.busy {
@@ -274,14 +278,13 @@ fn decide(idx: &mut Index, end: &End, now: DateTime<Utc>) -> Result<(Job, Job, S
     if let Some(Some(w)) = &end.running {
         check_holder(id, l.job.worker_id.as_deref(), Some(w)).map_err(Some)?;
     }
-    let before = l.job.clone();
-    let next = next_state(&before, &end.outcome, l.cancel_requested, now);
+    let next = Box::new(next_state(&l.job, &end.outcome, l.cancel_requested, now));
     let was_slot = l.slot;
     idx.detach(id);
     if let Some(l) = idx.live.get_mut(id) {
         l.busy = true;
     }
-    Ok((before, next, was_slot))
+    Ok((next, was_slot))
 }
 
 /// Phase 3 for one decided end: applies it to the index after a durable write (`ok`), or
@@ -292,18 +295,19 @@ fn settle(idx: &mut Index, d: &Decided, ok: bool, now: DateTime<Utc>, ready: &mu
     if !ok {
         if let Some(l) = idx.live.get_mut(id) {
             l.busy = false;
-            l.job = d.before.clone();
             // An external run keeps its lease (the worker may report again); an in-process
             // run has nobody left to report, so its job is ready again.
             if d.was_slot == Slot::Running && !l.local {
                 l.slot = Slot::Running;
-                if let Some(u) = d.before.lease_until {
+                if let Some(u) = l.job.lease_until {
                     idx.extend_lease(id, u);
                 }
             } else {
                 // A cancelled waiting job that could not be written is put back as
                 // ready-when-due; its dependencies are re-checked at restart.
-                l.job.status = if d.before.status == JobStatus::Running { JobStatus::Pending } else { d.before.status };
+                if l.job.status == JobStatus::Running {
+                    l.job.status = JobStatus::Pending;
+                }
                 ready.extend(idx.place(id, now));
             }
         }
@@ -321,7 +325,7 @@ fn settle(idx: &mut Index, d: &Decided, ok: bool, now: DateTime<Utc>, ready: &mu
         }
     } else {
         if let Some(l) = idx.live.get_mut(id) {
-            l.job = d.next.clone();
+            l.job = (*d.next).clone();
         }
         ready.extend(idx.place(id, now));
     }

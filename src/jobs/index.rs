@@ -13,6 +13,10 @@
 use super::model::{Job, JobStatus};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The hot maps of the index, looked up several times per job: foldhash (randomly
+/// seeded, so still resistant to chosen-key flooding) instead of SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use tokio_util::sync::CancellationToken;
 
 /// Orders a queue's ready jobs: most urgent first (`9 - priority`), then earliest
@@ -110,14 +114,14 @@ pub(crate) type FinalCounts = [u64; 3];
 /// The index. Guarded by one mutex in the service.
 #[derive(Default)]
 pub(crate) struct Index {
-    pub live: HashMap<String, Live>,
-    ready: HashMap<String, HashMap<String, BTreeMap<ReadyKey, String>>>,
+    pub live: FastMap<String, Live>,
+    ready: FastMap<String, FastMap<String, BTreeMap<ReadyKey, String>>>,
     scheduled: BTreeMap<(i64, u64), String>,
     leases: BTreeMap<(i64, u64), String>,
     waiters: HashMap<String, Vec<String>>,
     blocked_on: HashMap<String, HashSet<String>>,
     /// unique key → (job id, expiry in ms; None = while the job is not final).
-    pub unique: HashMap<String, (String, Option<i64>)>,
+    pub unique: FastMap<String, (String, Option<i64>)>,
     /// Caller-chosen ids being enqueued right now.
     pub reserved: HashSet<String>,
     pub paused: HashSet<String>,
@@ -223,11 +227,19 @@ impl Index {
     pub fn remove_final(&mut self, id: &str, status: JobStatus, now_sec: i64) -> Vec<String> {
         self.detach(id);
         if let Some(l) = self.live.remove(id) {
-            let c = self.finals.entry(l.job.queue.clone()).or_default();
+            let queue = l.job.queue;
+            // Looked up by reference: the queue name is cloned only the first time.
+            if !self.finals.contains_key(&queue) {
+                self.finals.insert(queue.clone(), FinalCounts::default());
+            }
+            let c = self.finals.get_mut(&queue).expect("inserted above");
             match status {
                 JobStatus::Completed => {
                     c[0] += 1;
-                    self.throughput.entry(l.job.queue.clone()).or_default().add(now_sec);
+                    match self.throughput.get_mut(&queue) {
+                        Some(r) => r.add(now_sec),
+                        None => self.throughput.entry(queue).or_default().add(now_sec),
+                    }
                 }
                 JobStatus::Dead => c[1] += 1,
                 _ => c[2] += 1,

@@ -345,7 +345,11 @@ impl JobQueue {
         let mut fresh: Vec<Job> = Vec::new();
         {
             let mut idx = self.shared.index.lock();
-            let batch_ids: HashSet<&str> = jobs.iter().map(|(j, _)| j.id.as_str()).collect();
+            let batch_ids: HashSet<&str> = if jobs.iter().any(|(j, _)| !j.depends_on.is_empty()) {
+                jobs.iter().map(|(j, _)| j.id.as_str()).collect()
+            } else {
+                HashSet::new()
+            };
             for (i, (job, _)) in jobs.iter().enumerate() {
                 for (k, d) in job.depends_on.iter().enumerate() {
                     if !idx.live.contains_key(d) && !stored.contains_key(d) && !batch_ids.contains(d.as_str()) {
@@ -357,8 +361,8 @@ impl JobQueue {
                     }
                 }
             }
-            for (i, (job, chosen)) in jobs.iter_mut().enumerate() {
-                if *chosen {
+            for (i, (mut job, chosen)) in jobs.into_iter().enumerate() {
+                if chosen {
                     if let Some(l) = idx.live.get(&job.id) {
                         results[i] = Some(Enqueued { job_id: job.id.clone(), status: l.job.status, existing: true });
                         continue;
@@ -389,7 +393,7 @@ impl JobQueue {
                 }
                 idx.reserved.insert(job.id.clone());
                 job.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-                fresh.push(job.clone());
+                fresh.push(job);
             }
         }
         if !fresh.is_empty() {
@@ -402,10 +406,9 @@ impl JobQueue {
                 release(&mut self.shared.index.lock(), &fresh);
                 return Err(e);
             }
-            self.admit(&fresh, now);
         }
         let mut fresh_iter = fresh.iter();
-        Ok(results
+        let answers = results
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
@@ -413,14 +416,18 @@ impl JobQueue {
                     Enqueued { job_id: j.id.clone(), status: j.status, existing: false }
                 })
             })
-            .collect())
+            .collect();
+        if !fresh.is_empty() {
+            self.admit(fresh, now);
+        }
+        Ok(answers)
     }
 
     /// Announces freshly written jobs (events, hooks, metrics), then puts them into the
     /// index and wakes workers — in that order, so `job.enqueued` precedes `job.started`.
-    fn admit(&self, fresh: &[Job], now: DateTime<Utc>) {
+    fn admit(&self, fresh: Vec<Job>, now: DateTime<Utc>) {
         let hooks = self.shared.hooks.read().clone();
-        for job in fresh {
+        for job in &fresh {
             metrics::count(Step::Enqueued, &job.queue, &job.name);
             self.emit("job.enqueued", job);
             for h in &hooks {
@@ -431,14 +438,16 @@ impl JobQueue {
         let mut doomed: Vec<(String, String)> = Vec::new();
         let mut any_scheduled = false;
         {
-            let fresh_ids: HashSet<&str> = fresh.iter().map(|j| j.id.as_str()).collect();
+            // Ids of this batch, for dependencies inside it (rare: built only when needed).
+            let fresh_ids: HashSet<String> =
+                if fresh.iter().any(|j| !j.depends_on.is_empty()) { fresh.iter().map(|j| j.id.clone()).collect() } else { HashSet::new() };
             let mut idx = self.shared.index.lock();
             for job in fresh {
                 idx.reserved.remove(&job.id);
                 let mut blocked = HashSet::new();
                 for d in &job.depends_on {
                     // A dependency in the same batch may be admitted after this job.
-                    if idx.live.contains_key(d) || fresh_ids.contains(d.as_str()) {
+                    if idx.live.contains_key(d) || fresh_ids.contains(d) {
                         blocked.insert(d.clone());
                         continue;
                     }
@@ -448,9 +457,10 @@ impl JobQueue {
                         doomed.push((job.id.clone(), format!("dependency {d} ended {}", s.as_str())));
                     }
                 }
-                match idx.insert(job.clone(), blocked, now) {
+                let scheduled = job.status == JobStatus::Scheduled;
+                match idx.insert(job, blocked, now) {
                     Some(r) => ready.push(r),
-                    None => any_scheduled |= job.status == JobStatus::Scheduled,
+                    None => any_scheduled |= scheduled,
                 }
             }
         }
