@@ -18,6 +18,7 @@
 pub mod batch;
 pub mod chunk;
 pub mod config;
+pub mod distance;
 pub mod embed;
 pub mod error;
 pub mod eval;
