@@ -537,6 +537,9 @@ impl SearchService {
         if let Some(e) = &embedder {
             let batch = cfg.embeddings.batch_size.max(1);
             let total = todo.len().max(1);
+            // A batch is padded to its longest text: batching texts of similar length
+            // (full chunks together, short last chunks together) wastes less compute.
+            todo.sort_by_key(|t| t.2.len());
             for (done, part) in todo.chunks(batch).enumerate() {
                 let texts: Vec<String> = part.iter().map(|t| t.2.clone()).collect();
                 let vs = e.embed(&texts)?;
@@ -606,24 +609,29 @@ impl SearchService {
         let embedder = if q.mode == Mode::Keyword { None } else { Some(self.embedder()?) };
         let kw = self.keyword()?;
         let mode = q.mode;
+        let allow = self.allow_fn(&q.filter);
+        let k = self.inner.config.search.candidates.max(q.limit);
+        // The two retrievers run at once on blocking threads: in hybrid mode the keyword
+        // search overlaps the query's embedding (the longest step) instead of adding to it.
+        let keyword_task = (mode != Mode::Semantic).then(|| {
+            let (kw, query, allow) = (kw.clone(), q.query.clone(), allow.clone());
+            tokio::task::spawn_blocking(move || -> Result<Vec<(u32, u32, f32)>, SearchError> {
+                Ok(best_per_doc(kw.search(&query, k, allow)?.iter().map(|h| (h.doc, h.chunk, h.score))))
+            })
+        });
+        let semantic_task = embedder.map(|e| {
+            let (me, query, allow) = (self.clone(), q.query.clone(), allow.clone());
+            tokio::task::spawn_blocking(move || -> Result<Vec<(u32, u32, f32)>, SearchError> {
+                let qv = e.embed_query(&query)?;
+                let allow_ref = allow.as_deref().map(|f| f as &(dyn Fn(u32) -> bool + Sync));
+                Ok(best_per_doc(me.inner.vectors.search(&qv, k, allow_ref).iter().map(|h| (h.doc, h.chunk, h.score))))
+            })
+        });
+        let (keyword_hits, semantic_hits) = tokio::join!(retrieved(keyword_task), retrieved(semantic_task));
+        let (keyword_hits, semantic_hits) = (keyword_hits?, semantic_hits?);
         let me = self.clone();
         let q2 = q.clone();
         let mut results = tokio::task::spawn_blocking(move || -> Result<Vec<SearchResult>, SearchError> {
-            let allow = me.allow_fn(&q2.filter);
-            let k = me.inner.config.search.candidates.max(q2.limit);
-            let keyword_hits = if mode != Mode::Semantic {
-                best_per_doc(kw.search(&q2.query, k, allow.clone())?.iter().map(|h| (h.doc, h.chunk, h.score)))
-            } else {
-                Vec::new()
-            };
-            let semantic_hits = match &embedder {
-                Some(e) => {
-                    let qv = e.embed_query(&q2.query)?;
-                    let allow_ref = allow.as_deref().map(|f| f as &(dyn Fn(u32) -> bool + Sync));
-                    best_per_doc(me.inner.vectors.search(&qv, k, allow_ref).iter().map(|h| (h.doc, h.chunk, h.score)))
-                }
-                None => Vec::new(),
-            };
             let fused: Vec<Fused> = match mode {
                 Mode::Keyword => {
                     keyword_hits.iter().map(|&(d, _, s)| Fused { doc: d, score: s, keyword: Some(s), semantic: None }).collect()
@@ -729,13 +737,33 @@ impl SearchService {
     }
 
     /// A filter predicate over document numbers, or `None` for no filter.
+    ///
+    /// The filter is evaluated once per query over every document, under one read lock,
+    /// into a bitset; the retrievers then test bits (they call the predicate for every
+    /// matching keyword hit and every vector candidate, from two threads at once). The
+    /// set is computed on first use, on the retriever's blocking thread, so the async
+    /// executor never does it; the other retriever waits for it rather than repeating it.
     fn allow_fn(&self, filter: &Filter) -> Option<Arc<dyn Fn(u32) -> bool + Send + Sync>> {
         if filter.is_empty() {
             return None;
         }
         let me = self.clone();
         let filter = filter.clone();
-        Some(Arc::new(move |d: u32| me.inner.docs.read().by_num.get(&d).is_some_and(|m| filter.matches(&m.metadata))))
+        let bits: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+        Some(Arc::new(move |d: u32| {
+            let bits = bits.get_or_init(|| {
+                let docs = me.inner.docs.read();
+                let top = docs.by_num.keys().copied().max().unwrap_or(0) as usize;
+                let mut bits = vec![0u64; top / 64 + 1];
+                for (&num, m) in &docs.by_num {
+                    if filter.matches(&m.metadata) {
+                        bits[num as usize / 64] |= 1 << (num % 64);
+                    }
+                }
+                bits
+            });
+            bits.get(d as usize / 64).is_some_and(|w| (w >> (d % 64)) & 1 == 1)
+        }))
     }
 
     /// Counts, without waiting for the load.
@@ -784,6 +812,16 @@ impl SearchService {
     /// The embedder, when semantic search is available.
     pub fn embedder_handle(&self) -> Result<Arc<dyn Embedder>, SearchError> {
         self.embedder()
+    }
+}
+
+/// The hits of one retriever's task (none when the retriever did not run).
+async fn retrieved(
+    task: Option<tokio::task::JoinHandle<Result<Vec<(u32, u32, f32)>, SearchError>>>,
+) -> Result<Vec<(u32, u32, f32)>, SearchError> {
+    match task {
+        Some(t) => t.await.map_err(|e| SearchError::Index(format!("search task failed: {e}")))?,
+        None => Ok(Vec::new()),
     }
 }
 
