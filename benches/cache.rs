@@ -3,7 +3,9 @@
 //!   run with the same keys and value sizes (goal: the cache ≥ 80% of raw);
 //! - L2 hit `get`s (L1 disabled) sequentially and with 16 concurrent tasks;
 //! - `get_or_set` under contention: 64 tasks on one hot key (hits), and 64 tasks missing
-//!   together on a fresh key per round (single flight: one factory run per round).
+//!   together on a fresh key per round (single flight: one factory run per round);
+//! - `GET /api/cache/{key}` requests/s on a real server at 32 connections, measured with
+//!   `wrk` (the exact command is printed).
 //!
 //! Run: `cargo bench --bench cache`
 
@@ -218,6 +220,55 @@ fn contention(rt: &tokio::runtime::Runtime) {
     });
 }
 
+/// `GET /api/cache/{key}` on a real server, measured with `wrk` (32 connections, the
+/// 10k keys in turn through a Lua script); skipped with a note when `wrk` is missing.
+fn http_gets(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = hearth::Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    config.server.shutdown_grace_seconds = 1;
+    let repo = |rel: &str| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).display().to_string();
+    config.search.embeddings.model_dir = repo("models");
+    config.notification.templates.dir = repo("templates/notifications");
+    config.export.template_dir = repo("templates/exports");
+    let (app, addr) = rt.block_on(async {
+        let app = hearth::App::build(config).await.expect("app builds");
+        let value = Bytes::from(vec![7u8; VALUE_BYTES]);
+        for k in keys().iter() {
+            app.cache.set(k, CacheValue::with_content_type(value.clone(), "application/json"), None, &[]).await.unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(hearth::http::serve(listener, app.clone(), std::future::pending()));
+        (app, addr)
+    });
+    let script = dir.path().join("keys.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local i = 0\nrequest = function()\n  i = (i + 1) % {KEYS}\n  return wrk.format(\"GET\", \"/api/cache/user:\" .. i .. \":profile\")\nend\n"
+        ),
+    )
+    .unwrap();
+    let url = format!("http://{addr}");
+    let args = ["-t2", "-c32", "-d3s", "-s", &script.display().to_string(), &url];
+    println!("HTTP GET /api/cache/{{key}} (L1 hits, {KEYS} keys in turn; wrk shares the 2 cores with the server):");
+    println!("  command: wrk {}", args.join(" "));
+    match std::process::Command::new("wrk").args(args).output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let figure = |label: &str| text.lines().find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()));
+            let rate = figure("Requests/sec:").unwrap_or_else(|| "?".into());
+            let errors = figure("Non-2xx or 3xx responses:").unwrap_or_else(|| "0".into());
+            let latency = text.lines().find(|l| l.trim_start().starts_with("Latency")).unwrap_or("").trim().to_owned();
+            println!("  32 connections: {rate} requests/s, non-2xx responses: {errors}; {latency}");
+        }
+        Ok(out) => println!("  wrk failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => println!("  skipped: cannot run wrk ({e}); install it (apt-get install wrk) for this figure"),
+    }
+    app.background().shutdown.cancel();
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -226,4 +277,5 @@ fn main() {
     l1_vs_raw(&cache, &rt);
     l2_hits(&rt);
     contention(&rt);
+    http_gets(&rt);
 }

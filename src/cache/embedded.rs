@@ -165,7 +165,7 @@ impl CacheBackend for EmbeddedBackend {
 
     async fn set(&self, key: &str, entry: BackendEntry, precondition: Precondition) -> Result<WriteOutcome, CacheError> {
         let compress = self.compress_above;
-        let rec = if entry.value.data.len() > INLINE_COMPRESS_LIMIT && compress.is_some() {
+        let rec = if entry.value.len() > INLINE_COMPRESS_LIMIT && compress.is_some() {
             tokio::task::spawn_blocking(move || record::encode(&entry, compress))
                 .await
                 .map_err(|e| CacheError::Backend(format!("compression task failed: {e}")))??

@@ -4,52 +4,53 @@
 //! epoch) and a lookup treats an expired entry as a miss and drops it.
 //! Invariant: [`L1::get`] never returns an entry whose expiry has passed (see [`super::time`]).
 
+use super::key::L1Key;
 use super::model::CacheValue;
 use super::time::CacheClock;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter, sync::Cache as Qc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Fixed per-entry overhead counted in the weight (entry struct, hash slot, key header).
-const ENTRY_OVERHEAD: u64 = 96;
+/// Fixed per-entry overhead counted in the weight (slot, inline key, the shared payload
+/// allocation with its metadata).
+const ENTRY_OVERHEAD: u64 = 160;
 
-/// Shares one allocation per distinct content type among L1 entries, so a hit touches a
-/// hot reference count instead of a cold per-entry one. Bounded: past 1024 distinct types
-/// values keep their own.
-pub(crate) fn interned(mut v: CacheValue) -> CacheValue {
-    use std::collections::HashMap;
-    use std::sync::LazyLock;
-    static TYPES: LazyLock<parking_lot::Mutex<HashMap<Arc<str>, ()>>> = LazyLock::new(Default::default);
-    if let Some(ct) = &v.content_type {
-        let mut m = TYPES.lock();
-        if let Some((shared, _)) = m.get_key_value(ct) {
-            v.content_type = Some(shared.clone());
-        } else if m.len() < 1024 {
-            m.insert(ct.clone(), ());
-        }
-    }
-    v
-}
-
-/// One L1 entry.
+/// One L1 entry: sixteen bytes, so that a hit clones one reference count and moves two
+/// words (quick_cache returns a clone of the stored value; a larger entry is returned
+/// through memory and copied between differently shaped temporaries, which stalls the
+/// CPU's store forwarding and cost more than the lookup itself). The entry's expiry and
+/// tags travel inside the value ([`CacheValue::stored`]).
 #[derive(Clone)]
 pub(crate) struct L1Entry {
+    /// The value, recording the entry's own expiry and tags.
     pub value: CacheValue,
-    /// When this L1 copy expires (at most `cache.l1.ttl` after it was made).
+    /// When this L1 copy expires (at most `cache.l1.ttl` after it was made, never after
+    /// the entry).
     pub expires_ms: i64,
+}
+
+impl L1Entry {
+    /// The L1 copy of `value` for an entry expiring at `entry_expires_ms` with `tags`,
+    /// kept in L1 until `l1_expires_ms`.
+    pub fn new(value: &CacheValue, l1_expires_ms: i64, entry_expires_ms: i64, tags: &[String]) -> Self {
+        let tags = (!tags.is_empty()).then(|| Arc::from(tags));
+        L1Entry { value: value.stored(entry_expires_ms, tags), expires_ms: l1_expires_ms.min(entry_expires_ms) }
+    }
+
     /// When the entry itself expires (reported to callers).
-    pub entry_expires_ms: i64,
-    pub tags: Option<Arc<[String]>>,
+    pub fn entry_expires_ms(&self) -> i64 {
+        self.value.entry_expires_ms().unwrap_or(self.expires_ms)
+    }
 }
 
 #[derive(Clone)]
 struct ByteWeighter;
 
-impl Weighter<String, L1Entry> for ByteWeighter {
-    fn weight(&self, key: &String, v: &L1Entry) -> u64 {
-        let ct = v.value.content_type.as_ref().map_or(0, |c| c.len());
-        let tags: usize = v.tags.as_ref().map_or(0, |t| t.iter().map(|s| s.len() + 24).sum());
-        (key.len() + v.value.data.len() + ct + tags) as u64 + ENTRY_OVERHEAD
+impl Weighter<L1Key, L1Entry> for ByteWeighter {
+    fn weight(&self, key: &L1Key, v: &L1Entry) -> u64 {
+        let ct = v.value.content_type().map_or(0, str::len);
+        let tags: usize = v.value.tags().iter().map(|s| s.len() + 24).sum();
+        (key.byte_len() + v.value.len() + ct + tags) as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -57,17 +58,17 @@ impl Weighter<String, L1Entry> for ByteWeighter {
 #[derive(Clone, Default)]
 struct CountEvictions(Arc<AtomicU64>);
 
-impl Lifecycle<String, L1Entry> for CountEvictions {
+impl Lifecycle<L1Key, L1Entry> for CountEvictions {
     type RequestState = ();
     fn begin_request(&self) {}
-    fn on_evict(&self, _state: &mut (), _key: String, _val: L1Entry) {
+    fn on_evict(&self, _state: &mut (), _key: L1Key, _val: L1Entry) {
         self.0.fetch_add(1, Relaxed);
     }
 }
 
 /// The in-memory tier.
 pub(crate) struct L1 {
-    cache: Qc<String, L1Entry, ByteWeighter, DefaultHashBuilder, CountEvictions>,
+    cache: Qc<L1Key, L1Entry, ByteWeighter, DefaultHashBuilder, CountEvictions>,
     evictions: Arc<AtomicU64>,
     capacity: u64,
 }
@@ -100,8 +101,8 @@ impl L1 {
     }
 
     /// Inserts or replaces `key`.
-    pub fn insert(&self, key: String, entry: L1Entry) {
-        self.cache.insert(key, entry);
+    pub fn insert(&self, key: &str, entry: L1Entry) {
+        self.cache.insert(L1Key::new(key), entry);
     }
 
     /// Removes `key`; returns whether it was present.
@@ -113,7 +114,7 @@ impl L1 {
     pub fn remove_where(&self, drop: impl Fn(&str, &L1Entry) -> bool) -> u64 {
         let n = std::cell::Cell::new(0u64);
         self.cache.retain(|k, v| {
-            let d = drop(k, v);
+            let d = drop(k.as_str(), v);
             n.set(n.get() + d as u64);
             !d
         });

@@ -28,6 +28,7 @@ pub mod embedded;
 mod error;
 mod flight;
 mod hooks;
+mod key;
 mod l1;
 mod model;
 mod record;
@@ -44,7 +45,7 @@ use crate::{clock::SharedClock, store::Store};
 use backend::KeyFilter;
 use config::CacheConfig;
 use consistency::{Consistency, Snapshot};
-use counters::{Counters, Sizes};
+use counters::{Count, Counters, Sizes};
 use flight::{Flights, Role};
 use hooks::HookList;
 use l1::{L1, L1Entry};
@@ -164,12 +165,12 @@ impl Cache {
         let l1 = inner.l1.as_ref()?;
         match l1.get(key, &inner.clock) {
             Some(e) => {
-                inner.counters.hit(Tier::L1);
+                inner.counters.add(Count::L1Hit, 1);
                 inner.hooks.each(|h| h.on_hit(key, Tier::L1));
                 Some(e)
             }
             None => {
-                inner.counters.l1_misses.add(1);
+                inner.counters.add(Count::L1Miss, 1);
                 None
             }
         }
@@ -202,7 +203,8 @@ impl Cache {
     pub async fn lookup(&self, key: &str) -> Result<Option<Hit>, CacheError> {
         self.inner.hooks.each(|h| h.on_get(key));
         if let Some(e) = self.l1_lookup(key) {
-            return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at: to_time(e.entry_expires_ms) }));
+            let expires_at = to_time(e.entry_expires_ms());
+            return Ok(Some(Hit { value: e.value, tier: Tier::L1, expires_at }));
         }
         Box::pin(self.lookup_l2(key)).await
     }
@@ -216,20 +218,15 @@ impl Cache {
         if let Some(l2) = &inner.l2 {
             let snap = inner.consistency.snapshot(key);
             if let Some(e) = l2.get(&self.full_key(key), now).await? {
-                inner.counters.hit(Tier::L2);
+                inner.counters.add(Count::L2Hit, 1);
                 if let (Some(l1), Some(snap)) = (&inner.l1, snap) {
-                    let entry = L1Entry {
-                        value: l1::interned(e.value.clone()),
-                        expires_ms: self.l1_expiry(now, e.expires_ms),
-                        entry_expires_ms: e.expires_ms,
-                        tags: tags_arc(&e.tags),
-                    };
-                    inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry));
+                    let entry = L1Entry::new(&e.value, self.l1_expiry(now, e.expires_ms), e.expires_ms, &e.tags);
+                    inner.consistency.fill(&snap, || l1.insert(key, entry));
                 }
                 inner.hooks.each(|h| h.on_hit(key, Tier::L2));
                 return Ok(Some(Hit { value: e.value, tier: Tier::L2, expires_at: to_time(e.expires_ms) }));
             }
-            inner.counters.l2_misses.add(1);
+            inner.counters.add(Count::L2Miss, 1);
         }
         inner.hooks.each(|h| h.on_miss(key));
         Ok(None)
@@ -240,7 +237,7 @@ impl Cache {
     pub async fn set(&self, key: &str, value: CacheValue, ttl: Option<Duration>, tags: &[String]) -> Result<SetReceipt, CacheError> {
         let inner = &*self.inner;
         validate::key(key)?;
-        validate::value_size(value.data.len(), &inner.config)?;
+        validate::value_size(value.len(), &inner.config)?;
         let ttl = validate::ttl(ttl, &inner.config)?;
         let tags = validate::tags(tags)?;
         let now_ms = inner.clock.now_ms();
@@ -256,25 +253,14 @@ impl Cache {
             inner.counters.l2_evictions.fetch_add(out.evicted, Relaxed);
         }
         if let Some(l1) = &inner.l1 {
-            let entry = L1Entry {
-                value: l1::interned(value.clone()),
-                expires_ms: self.l1_expiry(now_ms, expires_ms),
-                entry_expires_ms: expires_ms,
-                tags: tags_arc(&tags),
-            };
-            ticket.finish(|| l1.insert(key.to_owned(), entry));
+            let entry = L1Entry::new(&value, self.l1_expiry(now_ms, expires_ms), expires_ms, &tags);
+            ticket.finish(|| l1.insert(key, entry));
         } else {
             ticket.finish(|| {});
         }
-        inner.counters.sets.add(1);
+        inner.counters.add(Count::Set, 1);
         inner.hooks.each(|h| h.on_set(key, &value));
-        Ok(SetReceipt {
-            key: key.to_owned(),
-            bytes: value.data.len() as u64,
-            ttl: ttl.as_secs_f64(),
-            expires_at: to_time(expires_ms),
-            tags,
-        })
+        Ok(SetReceipt { key: key.to_owned(), bytes: value.len() as u64, ttl: ttl.as_secs_f64(), expires_at: to_time(expires_ms), tags })
     }
 
     /// Removes `key` from both tiers (seed `delete`); returns whether it was present.
@@ -293,7 +279,7 @@ impl Cache {
         }
         ticket.finish(|| {});
         if existed {
-            inner.counters.deletes.add(1);
+            inner.counters.add(Count::Delete, 1);
         }
         inner.hooks.each(|h| h.on_delete(key));
         Ok(existed)
@@ -310,7 +296,7 @@ impl Cache {
         let mut n1 = 0;
         let guard = inner.consistency.begin_invalidation(|| {
             if let Some(l1) = &inner.l1 {
-                n1 = l1.remove_where(|_, e| e.tags.as_ref().is_some_and(|t| t.iter().any(|x| tags.contains(x))));
+                n1 = l1.remove_where(|_, e| e.value.tags().iter().any(|x| tags.contains(x)));
             }
         });
         let n = match &inner.l2 {
@@ -318,7 +304,7 @@ impl Cache {
             None => n1,
         };
         drop(guard);
-        inner.counters.deletes.add(n);
+        inner.counters.add(Count::Delete, n);
         for t in &tags {
             inner.hooks.each(|h| h.on_delete(&format!("tag:{t}")));
         }
@@ -346,7 +332,7 @@ impl Cache {
             None => n1,
         };
         drop(guard);
-        inner.counters.deletes.add(n);
+        inner.counters.add(Count::Delete, n);
         inner.hooks.each(|h| h.on_delete(pattern));
         Ok(n)
     }
@@ -418,8 +404,8 @@ impl Cache {
     async fn fill(&self, key: &str, value: &CacheValue, ttl: Duration, tags: &[String], snap: Option<Snapshot>) {
         let inner = &*self.inner;
         let Some(snap) = snap else { return };
-        if validate::value_size(value.data.len(), &inner.config).is_err() {
-            tracing::debug!(key, bytes = value.data.len(), "factory value exceeds cache.max_entry_bytes; not cached");
+        if validate::value_size(value.len(), &inner.config).is_err() {
+            tracing::debug!(key, bytes = value.len(), "factory value exceeds cache.max_entry_bytes; not cached");
             return;
         }
         let now = self.now_ms();
@@ -438,17 +424,12 @@ impl Cache {
             }
         }
         if let Some(l1) = &inner.l1 {
-            let entry = L1Entry {
-                value: l1::interned(value.clone()),
-                expires_ms: self.l1_expiry(now, expires_ms),
-                entry_expires_ms: expires_ms,
-                tags: tags_arc(tags),
-            };
-            if !inner.consistency.fill(&snap, || l1.insert(key.to_owned(), entry)) && inner.l2.is_none() {
+            let entry = L1Entry::new(value, self.l1_expiry(now, expires_ms), expires_ms, tags);
+            if !inner.consistency.fill(&snap, || l1.insert(key, entry)) && inner.l2.is_none() {
                 return;
             }
         }
-        inner.counters.sets.add(1);
+        inner.counters.add(Count::Set, 1);
         inner.hooks.each(|h| h.on_set(key, value));
     }
 
@@ -468,7 +449,7 @@ impl Cache {
         let c = &inner.counters;
         let l1 = match &inner.l1 {
             Some(l1) => {
-                let (hits, misses) = (c.l1_hits.get(), c.l1_misses.get());
+                let (hits, misses) = (c.get(Count::L1Hit), c.get(Count::L1Miss));
                 TierStats {
                     enabled: true,
                     hits,
@@ -485,7 +466,7 @@ impl Cache {
         let l2 = match &inner.l2 {
             Some(l2) => {
                 let usage = l2.usage().await?;
-                let (hits, misses) = (c.l2_hits.get(), c.l2_misses.get());
+                let (hits, misses) = (c.get(Count::L2Hit), c.get(Count::L2Miss));
                 TierStats {
                     enabled: true,
                     hits,
@@ -510,8 +491,8 @@ impl Cache {
             entries,
             bytes,
             evictions: l1.evictions + l2.evictions,
-            sets: c.sets.get(),
-            deletes: c.deletes.get(),
+            sets: c.get(Count::Set),
+            deletes: c.get(Count::Delete),
             expired: c.expired.load(Relaxed),
             l1,
             l2,
@@ -535,10 +516,6 @@ impl Cache {
 
 fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-}
-
-fn tags_arc(tags: &[String]) -> Option<Arc<[String]>> {
-    (!tags.is_empty()).then(|| Arc::from(tags))
 }
 
 #[cfg(test)]

@@ -3,29 +3,40 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
 use std::sync::Arc;
 
 /// A cached value: opaque bytes plus the content type they were stored with.
 ///
-/// Cloning is cheap (reference-counted bytes and content type), so a hit never copies the
-/// payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheValue {
-    /// The payload.
-    pub data: Bytes,
-    /// Media type of the payload (`application/json`, ...), if known.
-    pub content_type: Option<Arc<str>>,
+/// A handle to one shared allocation: cloning it (as every cache hit does) bumps one
+/// reference count and never copies the payload. A value handed out by the cache may
+/// also carry its entry's expiry and tags (see [`CacheValue::stored`]); equality only
+/// looks at the bytes and the content type.
+#[derive(Clone)]
+pub struct CacheValue(Arc<Payload>);
+
+struct Payload {
+    data: Bytes,
+    content_type: Option<Arc<str>>,
+    stored: Option<Stored>,
+}
+
+/// What the cache knows about the entry a value was stored as.
+struct Stored {
+    /// When the entry expires, milliseconds since the Unix epoch.
+    expires_ms: i64,
+    tags: Option<Arc<[String]>>,
 }
 
 impl CacheValue {
     /// A value without a content type.
     pub fn new(data: impl Into<Bytes>) -> Self {
-        CacheValue { data: data.into(), content_type: None }
+        CacheValue(Arc::new(Payload { data: data.into(), content_type: None, stored: None }))
     }
 
     /// A value with a content type.
     pub fn with_content_type(data: impl Into<Bytes>, content_type: &str) -> Self {
-        CacheValue { data: data.into(), content_type: Some(Arc::from(content_type)) }
+        CacheValue(Arc::new(Payload { data: data.into(), content_type: Some(Arc::from(content_type)), stored: None }))
     }
 
     /// `v` serialized as JSON, with content type `application/json`.
@@ -36,12 +47,60 @@ impl CacheValue {
 
     /// Decodes the payload as JSON.
     pub fn to_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::CacheError> {
-        serde_json::from_slice(&self.data).map_err(|e| super::CacheError::Decode(e.to_string()))
+        serde_json::from_slice(&self.0.data).map_err(|e| super::CacheError::Decode(e.to_string()))
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &Bytes {
+        &self.0.data
+    }
+
+    /// Length of the payload in bytes.
+    pub fn len(&self) -> usize {
+        self.0.data.len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.data.is_empty()
     }
 
     /// The content type, if any.
     pub fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+        self.0.content_type.as_deref()
+    }
+
+    /// A copy (sharing the bytes) that records the entry it is stored as: expiry and tags.
+    pub(crate) fn stored(&self, expires_ms: i64, tags: Option<Arc<[String]>>) -> CacheValue {
+        CacheValue(Arc::new(Payload {
+            data: self.0.data.clone(),
+            content_type: self.0.content_type.clone(),
+            stored: Some(Stored { expires_ms, tags }),
+        }))
+    }
+
+    /// Expiry of the entry this value was stored as (None for a value not from a tier).
+    pub(crate) fn entry_expires_ms(&self) -> Option<i64> {
+        self.0.stored.as_ref().map(|s| s.expires_ms)
+    }
+
+    /// Tags of the entry this value was stored as.
+    pub(crate) fn tags(&self) -> &[String] {
+        self.0.stored.as_ref().and_then(|s| s.tags.as_deref()).unwrap_or(&[])
+    }
+}
+
+impl PartialEq for CacheValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.data == other.0.data && self.0.content_type == other.0.content_type
+    }
+}
+
+impl Eq for CacheValue {}
+
+impl std::fmt::Debug for CacheValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheValue").field("data", &self.0.data).field("content_type", &self.0.content_type).finish()
     }
 }
 

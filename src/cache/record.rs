@@ -9,7 +9,6 @@ use super::backend::BackendEntry;
 use super::{CacheError, CacheValue};
 use crate::store::{StoreError, codec};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// zstd level: fast, good enough for cache payloads.
 const ZSTD_LEVEL: i32 = 3;
@@ -31,7 +30,7 @@ pub(crate) struct Header {
 
 /// Encodes `entry`, compressing values longer than `compress_above` when that helps.
 pub(crate) fn encode(entry: &BackendEntry, compress_above: Option<usize>) -> Result<Vec<u8>, CacheError> {
-    let data = &entry.value.data;
+    let data = entry.value.data();
     let compressed = match compress_above {
         Some(t) if data.len() > t => {
             let c = zstd::bulk::compress(data, ZSTD_LEVEL).map_err(|e| StoreError::Codec(format!("zstd: {e}")))?;
@@ -43,7 +42,7 @@ pub(crate) fn encode(entry: &BackendEntry, compress_above: Option<usize>) -> Res
         expires_ms: entry.expires_ms,
         compressed: compressed.is_some(),
         raw_len: data.len() as u64,
-        content_type: entry.value.content_type.as_deref().map(str::to_owned),
+        content_type: entry.value.content_type().map(str::to_owned),
         tags: entry.tags.clone(),
     };
     let h = codec::encode(&header)?;
@@ -76,7 +75,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<BackendEntry, StoreError> {
         payload.to_vec()
     };
     Ok(BackendEntry {
-        value: CacheValue { data: data.into(), content_type: h.content_type.map(Arc::from) },
+        value: match h.content_type.as_deref() {
+            Some(ct) => CacheValue::with_content_type(data, ct),
+            None => CacheValue::new(data),
+        },
         expires_ms: h.expires_ms,
         tags: h.tags,
     })
@@ -98,7 +100,7 @@ mod tests {
         let (h, _) = split(&rec).unwrap();
         assert!(h.compressed);
         let back = decode(&rec).unwrap();
-        assert_eq!(back.value.data.as_ref(), &data[..]);
+        assert_eq!(back.value.data().as_ref(), &data[..]);
         assert_eq!(back.value.content_type(), Some("text/plain"));
         assert_eq!(back.expires_ms, 42);
         assert_eq!(back.tags, vec!["a".to_string()]);
@@ -122,7 +124,7 @@ mod tests {
             .collect();
         let rec = encode(&entry(noise.clone()), Some(1024)).unwrap();
         assert!(!split(&rec).unwrap().0.compressed);
-        assert_eq!(decode(&rec).unwrap().value.data.as_ref(), &noise[..]);
+        assert_eq!(decode(&rec).unwrap().value.data().as_ref(), &noise[..]);
     }
 
     #[test]

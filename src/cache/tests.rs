@@ -38,7 +38,7 @@ async fn set_then_get_from_l1_then_from_l2_after_restart() {
     let c = f.cache(|_| {});
     c.set("user:1", text("alice"), secs(60), &[]).await.unwrap();
     let hit = c.lookup("user:1").await.unwrap().unwrap();
-    assert_eq!((hit.tier, hit.value.data.as_ref(), hit.value.content_type()), (Tier::L1, &b"alice"[..], Some("text/plain")));
+    assert_eq!((hit.tier, hit.value.data().as_ref(), hit.value.content_type()), (Tier::L1, &b"alice"[..], Some("text/plain")));
     // A new cache on the same store has an empty L1: the value comes from L2, then L1.
     let c2 = f.cache(|_| {});
     assert_eq!(c2.lookup("user:1").await.unwrap().unwrap().tier, Tier::L2);
@@ -93,7 +93,7 @@ async fn compression_round_trips_and_shrinks_l2() {
     let s = c.get_stats().await.unwrap();
     assert!(s.l2.bytes < big.len() as u64 / 5, "L2 holds {} bytes for a {} byte value", s.l2.bytes, big.len());
     let v = f.cache(|_| {}).get("big").await.unwrap().unwrap();
-    assert_eq!(v.data.as_ref(), big.as_bytes());
+    assert_eq!(v.data().as_ref(), big.as_bytes());
     // With compression off the record is at least the value.
     let f2 = Fixture::new();
     let c2 = f2.cache(|cfg| cfg.compression.enabled = false);
@@ -167,7 +167,7 @@ async fn l1_only_mode_works_without_l2() {
     assert_eq!(c.invalidate(&["t".into()]).await.unwrap(), 1);
     assert_eq!(c.delete_pattern("x:*").await.unwrap(), 1);
     let v = c.get_or_set("y", || async { Ok::<_, anyhow::Error>(text("z")) }, secs(5)).await.unwrap();
-    assert_eq!(v.data.as_ref(), b"z");
+    assert_eq!(v.data().as_ref(), b"z");
     assert!(c.get("y").await.unwrap().is_some());
     assert!(!c.get_stats().await.unwrap().l2.enabled);
 }
@@ -221,10 +221,10 @@ async fn single_flight_runs_the_factory_once_for_concurrent_misses() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     gate.notify_waiters();
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap().data.as_ref(), b"computed");
+        assert_eq!(t.await.unwrap().unwrap().data().as_ref(), b"computed");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert_eq!(c.get("hot").await.unwrap().unwrap().data.as_ref(), b"computed");
+    assert_eq!(c.get("hot").await.unwrap().unwrap().data().as_ref(), b"computed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -258,7 +258,7 @@ async fn a_failing_factory_releases_every_waiter_with_its_error() {
     assert!(c.get("boom").await.unwrap().is_none(), "errors are not cached");
     // The next call runs the factory again.
     let v = c.get_or_set("boom", || async { Ok::<_, anyhow::Error>(text("ok")) }, secs(60)).await.unwrap();
-    assert_eq!(v.data.as_ref(), b"ok");
+    assert_eq!(v.data().as_ref(), b"ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +275,7 @@ async fn a_cancelled_leader_hands_over_to_a_waiter() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     leader.abort();
     let v = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("waiter released").unwrap().unwrap();
-    assert_eq!(v.data.as_ref(), b"second");
+    assert_eq!(v.data().as_ref(), b"second");
 }
 
 /// Runs `get_or_set` whose factory loads "old" and blocks until released; while it
@@ -300,7 +300,7 @@ where
     remove().await;
     release.notify_one();
     let got = load.await.unwrap().unwrap();
-    assert_eq!(got.data.as_ref(), b"old", "the caller still gets its factory's value");
+    assert_eq!(got.data().as_ref(), b"old", "the caller still gets its factory's value");
     assert!(c.get(key).await.unwrap().is_none(), "{key}: the removal was undone in L1 or L2");
 }
 
@@ -340,8 +340,8 @@ async fn delete_invalidate_and_pattern_are_not_undone_by_a_concurrent_get_or_set
     c.set("s:1", text("new"), secs(60), &[]).await.unwrap();
     release.notify_one();
     load.await.unwrap().unwrap();
-    assert_eq!(c.get("s:1").await.unwrap().unwrap().data.as_ref(), b"new");
-    assert_eq!(f.cache(|_| {}).get("s:1").await.unwrap().unwrap().data.as_ref(), b"new");
+    assert_eq!(c.get("s:1").await.unwrap().unwrap().data().as_ref(), b"new");
+    assert_eq!(f.cache(|_| {}).get("s:1").await.unwrap().unwrap().data().as_ref(), b"new");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -367,8 +367,8 @@ async fn racing_sets_and_deletes_leave_both_tiers_agreeing() {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        let l1 = c.get(&key).await.unwrap().map(|v| v.data);
-        let l2 = f.cache(|_| {}).get(&key).await.unwrap().map(|v| v.data);
+        let l1 = c.get(&key).await.unwrap().map(|v| v.data().clone());
+        let l2 = f.cache(|_| {}).get(&key).await.unwrap().map(|v| v.data().clone());
         assert_eq!(l1, l2, "round {round}: L1 and L2 disagree");
     }
 }

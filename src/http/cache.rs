@@ -166,7 +166,7 @@ async fn get_value(State(state): State<AppState>, path: Result<Path<String>, Pat
         Tier::L2 => "l2",
     });
     let expires = HeaderValue::from_str(&hit.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).ok();
-    let mut resp = (hit.value.data).into_response();
+    let mut resp = hit.value.data().clone().into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, ct);
     h.insert("x-cache", tier);

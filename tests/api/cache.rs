@@ -75,7 +75,7 @@ async fn keys_are_one_percent_encoded_segments() {
     let s = TestServer::start().await;
     assert_eq!(put(&s, "/api/cache/user:42%2Fprofile%20v2", "p", Some("text/plain")).await.0, 200);
     let v = s.app.cache.get("user:42/profile v2").await.unwrap().expect("decoded key");
-    assert_eq!(v.data.as_ref(), b"p");
+    assert_eq!(v.data().as_ref(), b"p");
     assert_eq!(get_raw(&s, "/api/cache/user:42%2Fprofile%20v2").await.0, 200);
     s.app.cache.set("from-rust", hearth::cache::CacheValue::new("r"), None, &[]).await.unwrap();
     assert_eq!(get_raw(&s, "/api/cache/from-rust").await.3, b"r");
