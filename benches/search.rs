@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench search` (env `SEARCH_BENCH_CHUNKS`, default 10000: corpus size;
 //! `SEARCH_BENCH_100K=1`: then index real documents up to 100 000 chunks through the
-//! service, about 4 minutes of embedding on 2 cores, and measure again).
+//! service, about 4 minutes of embedding on 2 cores, and measure again;
+//! `SEARCH_BENCH_EXACT_BELOW=n`: override `search.vector_db.exact_below`, e.g. 0 to
+//! measure the graph at 10k chunks too).
 //! Measures: embedding sentences/s (beside Python onnxruntime on the same files, rounds
 //! interleaved so both see the same machine load, when
 //! `python3 -c "import onnxruntime, tokenizers, numpy"` works), indexing docs/s through the
@@ -278,6 +280,9 @@ fn main() {
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
     config.search.embeddings.model_dir = models.display().to_string();
+    if let Some(n) = std::env::var("SEARCH_BENCH_EXACT_BELOW").ok().and_then(|v| v.parse().ok()) {
+        config.search.vector_db.exact_below = n;
+    }
     let app = rt.block_on(hearth::App::build(config)).expect("app");
     let embedder: Arc<dyn Embedder> = rt.block_on(async {
         for _ in 0..600 {

@@ -313,16 +313,20 @@ impl Inner {
         }
     }
 
+    /// Exact top-`k` among documents `allow` accepts; `allow` is called for every live slot
+    /// before its dot product, so it must be cheap.
     fn exact(&self, query: &[f32], k: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<VectorHit> {
         let mut top: Vec<VectorHit> = Vec::with_capacity(k + 1);
         let mut floor = f32::NEG_INFINITY;
         for (slot, v) in self.vectors.chunks_exact(self.dim.max(1)).enumerate() {
             let Some((doc, chunk)) = self.slots[slot] else { continue };
-            let score = dot(query, v);
-            if top.len() == k && score <= floor {
+            // The predicate first: callers pass cheap ones (the service's is a bitset), and
+            // a selective filter then skips most dot products.
+            if allow.is_some_and(|f| !f(doc)) {
                 continue;
             }
-            if allow.is_some_and(|f| !f(doc)) {
+            let score = dot(query, v);
+            if top.len() == k && score <= floor {
                 continue;
             }
             let at = top.partition_point(|h| h.score >= score);
