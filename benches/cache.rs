@@ -23,13 +23,15 @@ use std::time::{Duration, Instant};
 const KEYS: usize = 10_000;
 const VALUE_BYTES: usize = 100;
 const BUDGET: Duration = Duration::from_millis(1500);
+/// Length of one L1 round (see [`compare`]).
+const L1_BUDGET: Duration = Duration::from_millis(500);
 
 fn keys() -> Arc<Vec<String>> {
     Arc::new((0..KEYS).map(|i| format!("user:{i}:profile")).collect())
 }
 
 /// Runs `op(i)` in a loop on `threads` threads for the budget; returns ops/s.
-fn per_second<F>(threads: usize, op: F) -> f64
+fn per_second<F>(threads: usize, budget: Duration, op: F) -> f64
 where
     F: Fn(usize) + Send + Sync + 'static,
 {
@@ -41,7 +43,7 @@ where
             std::thread::spawn(move || {
                 let mut n = 0usize;
                 let mut i = t * 7919;
-                while start.elapsed() < BUDGET {
+                while start.elapsed() < budget {
                     for _ in 0..1024 {
                         op(i);
                         i = i.wrapping_add(1);
@@ -69,25 +71,32 @@ fn default_cache() -> (Cache, tempfile::TempDir) {
     (Cache::new(store, Arc::new(SystemClock), CacheConfig::default()), dir)
 }
 
+/// Rounds per L1 figure: raw and ours alternate, each keeps its best round, so a burst of
+/// load from other processes on the shared machine does not decide the ratio.
+const ROUNDS: usize = 3;
+
 /// Prints L1 hit `get`s of `cache` beside raw quick_cache `get`s of `raw` (same keys and
-/// values) on 1 and 2 threads.
+/// values) on 1 and 2 threads: best of [`ROUNDS`] alternating rounds of [`L1_BUDGET`] each.
 fn compare(cache: &Cache, raw: &Arc<RawCache>) {
     let keys = keys();
     for threads in [1, 2] {
-        let (r, k) = (raw.clone(), keys.clone());
-        let raw_rate = per_second(threads, move |i| {
-            black_box(r.get(k[i % KEYS].as_str()).expect("raw hit"));
-        });
-        let (c, k) = (cache.clone(), keys.clone());
-        let ours = per_second(threads, move |i| {
-            let v = c.get(k[i % KEYS].as_str()).now_or_never().expect("L1 hit completes at once").unwrap().expect("hit");
-            black_box(v);
-        });
+        let (mut raw_best, mut ours_best) = (0f64, 0f64);
+        for _ in 0..ROUNDS {
+            let (r, k) = (raw.clone(), keys.clone());
+            raw_best = raw_best.max(per_second(threads, L1_BUDGET, move |i| {
+                black_box(r.get(k[i % KEYS].as_str()).expect("raw hit"));
+            }));
+            let (c, k) = (cache.clone(), keys.clone());
+            ours_best = ours_best.max(per_second(threads, L1_BUDGET, move |i| {
+                let v = c.get(k[i % KEYS].as_str()).now_or_never().expect("L1 hit completes at once").unwrap().expect("hit");
+                black_box(v);
+            }));
+        }
         println!(
             "  {threads} thread(s): raw quick_cache {:>12}   hearth cache {:>12}   ratio {:.0}%",
-            fmt(raw_rate),
-            fmt(ours),
-            100.0 * ours / raw_rate
+            fmt(raw_best),
+            fmt(ours_best),
+            100.0 * ours_best / raw_best
         );
     }
 }
@@ -107,7 +116,10 @@ fn l1_vs_raw(rt: &tokio::runtime::Runtime) {
     for k in keys.iter() {
         raw.insert(k.clone(), value.clone());
     }
-    println!("L1 hit get ({KEYS} keys; cache.get() polled once with now_or_never; coarse clock in use: {}):", cache.l1_clock_is_coarse());
+    println!(
+        "L1 hit get ({KEYS} keys; cache.get() polled once with now_or_never; best of {ROUNDS} alternating rounds; coarse clock in use: {}):",
+        cache.l1_clock_is_coarse()
+    );
     println!(" (a) one shared {VALUE_BYTES}-byte value for all keys, raw map filled after the cache:");
     compare(&cache, &raw);
     drop(cache);
