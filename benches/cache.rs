@@ -21,9 +21,9 @@ use hearth::clock::SystemClock;
 use hearth::store::Store;
 use std::future::Future;
 use std::hint::black_box;
-use std::task::{Context, Poll, Waker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 const KEYS: usize = 10_000;
