@@ -18,6 +18,7 @@ use super::error::JobError;
 use super::index::{Index, Slot};
 use super::metrics::{self, Step};
 use super::model::{Job, JobAttemptError, JobStatus};
+use super::ops::MAX_CLAIM;
 use super::store::{self, Encoded};
 use chrono::{DateTime, Duration, Utc};
 
@@ -78,13 +79,26 @@ impl JobQueue {
     }
 
     /// Completes several running jobs of one worker in one durable write (the batch form
-    /// of [`JobQueue::complete`]). Each job gets its own result: one job that is not
-    /// running, or leased by another worker, does not affect the others.
+    /// of [`JobQueue::complete`]). The batch holds 1 to [`MAX_CLAIM`] distinct ids (else
+    /// an error naming `jobs` or `jobs[i].id`). Each job then gets its own result: one
+    /// job that is not running, or leased by another worker, does not affect the others.
     pub async fn complete_many(
         &self,
         worker_id: Option<&str>,
         results: Vec<(String, Option<serde_json::Value>)>,
-    ) -> Vec<Result<Job, JobError>> {
+    ) -> Result<Vec<Result<Job, JobError>>, JobError> {
+        if results.is_empty() || results.len() > MAX_CLAIM {
+            return Err(JobError::invalid("jobs", format!("must hold 1 to {MAX_CLAIM} jobs")));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(results.len());
+        for (i, (id, _)) in results.iter().enumerate() {
+            if id.is_empty() {
+                return Err(JobError::invalid(format!("jobs[{i}].id"), "must not be empty"));
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(JobError::invalid(format!("jobs[{i}].id"), "duplicate job id"));
+            }
+        }
         let mut out: Vec<Option<Result<Job, JobError>>> = Vec::with_capacity(results.len());
         let mut ends = Vec::with_capacity(results.len());
         let mut positions = Vec::with_capacity(results.len());
@@ -101,7 +115,7 @@ impl JobQueue {
         for (r, i) in self.finish_many(ends).await.into_iter().zip(positions) {
             out[i] = Some(r.map(|j| *j));
         }
-        out.into_iter().map(|r| r.expect("every position answered")).collect()
+        Ok(out.into_iter().map(|r| r.expect("every position answered")).collect())
     }
 
     /// Fails a running job's attempt: it retries after its backoff while attempts remain
