@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::runtime::{Background, Readiness, ReadyState};
 use crate::{
     cache::Cache,
     clock::{SharedClock, SystemClock},
@@ -24,61 +25,8 @@ use crate::{
     search::SearchService,
     store::{Store, StoreError},
 };
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-/// Whether one module can serve every request, and why not.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct Readiness {
-    /// True when fully functional.
-    pub ready: bool,
-    /// Why not, when not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Module-specific facts (model loaded, documents indexed...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-}
-
-impl Readiness {
-    /// Fully ready.
-    pub fn ready() -> Self {
-        Readiness { ready: true, reason: None, details: None }
-    }
-
-    /// Not ready, with the reason.
-    pub fn not_ready(reason: impl Into<String>) -> Self {
-        Readiness { ready: false, reason: Some(reason.into()), details: None }
-    }
-
-    /// Adds module-specific details.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-}
-
-/// Handles background tasks get: a shutdown signal and a tracker that shutdown waits on.
-#[derive(Clone, Default)]
-pub struct Background {
-    /// Cancelled when the app shuts down.
-    pub shutdown: CancellationToken,
-    /// Every background task is spawned on this so shutdown can wait for it.
-    pub tasks: TaskTracker,
-}
-
-impl Background {
-    /// Spawns a tracked background task.
-    pub fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.tasks.spawn(fut);
-    }
-}
 
 /// Errors while building the app.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +79,7 @@ impl App {
     /// As [`App::build`] with an explicit clock (tests advance a `ManualClock`).
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Arc<App>, AppError> {
         // The metrics recorder must exist before modules describe their metrics.
-        let _ = crate::http::metrics::handle();
+        let _ = crate::telemetry::recorder();
         let data_dir = config.server.data_dir.clone();
         let store = {
             let dir = data_dir.clone();
@@ -165,7 +113,13 @@ impl App {
         app.cache.start(bg);
         app.export.start(bg);
         app.search.start(bg);
-        crate::webhooks::start(&app);
+        crate::webhooks::start(crate::webhooks::Parts {
+            subscriptions: app.config.webhooks.clone(),
+            jobs: &app.jobs,
+            store: &app.store,
+            events: &app.events,
+            background: bg,
+        });
         app.jobs.start(bg);
         Ok(app)
     }
@@ -179,7 +133,7 @@ impl App {
     pub fn readiness(&self) -> BTreeMap<&'static str, Readiness> {
         let mut r = BTreeMap::new();
         let m = &self.config.modules;
-        let on = |enabled: bool, f: &dyn Fn() -> Readiness| if enabled { f() } else { Readiness::not_ready("disabled in configuration") };
+        let on = |enabled: bool, f: &dyn Fn() -> Readiness| if enabled { f() } else { Readiness::unavailable("disabled in configuration") };
         r.insert("store", Readiness::ready());
         r.insert("progress", on(m.progress.enabled, &Readiness::ready));
         r.insert("job_queue", on(m.job_queue.enabled, &Readiness::ready));

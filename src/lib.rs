@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -25,8 +26,10 @@ pub mod http;
 pub mod jobs;
 pub mod notify;
 pub mod progress;
+pub mod runtime;
 pub mod search;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 
 pub use app::App;

@@ -24,10 +24,10 @@
 //! 4xx fails it for good (the receiver rejected it). Events of `hearth.*` jobs (deliveries
 //! themselves) are never dispatched, so a webhook cannot trigger itself.
 
-use crate::app::App;
-use crate::config::WebhookConfig;
-use crate::events::topic_matches;
+use crate::config::error::ConfigError;
+use crate::events::{EventBus, topic_matches};
 use crate::jobs::{EnqueueRequest, JobContext, JobError, JobFailure, JobQueue};
+use crate::runtime::Background;
 use crate::store::{Store, StoreError, open_read};
 use hmac::{Hmac, Mac};
 use redb::TableDefinition;
@@ -44,6 +44,34 @@ pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Secrets of ad-hoc deliveries, keyed by delivery id.
 const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("webhook_secrets");
+
+/// An outgoing webhook subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Target URL.
+    pub url: String,
+    /// Event topics (`job.completed`, `job.*`, `*`).
+    pub events: Vec<String>,
+    /// HMAC-SHA256 secret for the `X-Hearth-Signature` header.
+    pub secret: String,
+}
+
+impl WebhookConfig {
+    /// Checks the `i`-th subscription of `webhooks:`.
+    pub fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::invalid(&format!("webhooks[{i}].url"), "must be an http(s) URL"));
+        }
+        if self.events.is_empty() {
+            return Err(ConfigError::invalid(&format!("webhooks[{i}].events"), "must list at least one event"));
+        }
+        if self.secret.is_empty() {
+            return Err(ConfigError::invalid(&format!("webhooks[{i}].secret"), "must not be empty"));
+        }
+        Ok(())
+    }
+}
 
 /// Where and how to sign one ad-hoc delivery.
 #[derive(Debug, Clone)]
@@ -158,27 +186,42 @@ fn describe() {
     });
 }
 
+/// What the webhook module needs from the app: the subscriptions from config, the queue
+/// that carries deliveries, the store holding ad-hoc secrets, and the bus to dispatch.
+pub struct Parts<'a> {
+    /// `webhooks:` from the configuration.
+    pub subscriptions: Vec<WebhookConfig>,
+    /// The job queue deliveries run on.
+    pub jobs: &'a JobQueue,
+    /// The store of ad-hoc delivery secrets.
+    pub store: &'a Store,
+    /// The event bus the dispatcher reads.
+    pub events: &'a EventBus,
+    /// Where the dispatcher runs.
+    pub background: &'a Background,
+}
+
 /// Registers the delivery handler and starts the dispatcher for config subscriptions.
-pub fn start(app: &Arc<App>) {
+pub fn start(parts: Parts<'_>) {
     describe();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("http client");
-    let subs: Arc<Vec<WebhookConfig>> = Arc::new(app.config.webhooks.clone());
-    let store = app.store.clone();
+    let subs: Arc<Vec<WebhookConfig>> = Arc::new(parts.subscriptions);
+    let store = parts.store.clone();
     {
         let subs = subs.clone();
-        app.jobs.handler(JOB_NAME, move |ctx, payload| deliver(ctx, payload, client.clone(), subs.clone(), store.clone()));
+        parts.jobs.handler(JOB_NAME, move |ctx, payload| deliver(ctx, payload, client.clone(), subs.clone(), store.clone()));
     }
     if subs.is_empty() {
         return;
     }
-    let mut rx = app.events.subscribe();
-    let jobs = app.jobs.clone();
-    let shutdown = app.background().shutdown.clone();
-    app.background().spawn(async move {
+    let mut rx = parts.events.subscribe();
+    let jobs = parts.jobs.clone();
+    let shutdown = parts.background.shutdown.clone();
+    parts.background.spawn(async move {
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -186,7 +229,7 @@ pub fn start(app: &Arc<App>) {
             };
             let event = match event {
                 Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Err(crate::events::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "webhook dispatcher lagged; {n} events were not delivered");
                     continue;
                 }

@@ -111,7 +111,7 @@ impl Cache {
 
     /// Starts the background loop: publishes metrics every second and sweeps expired L2
     /// entries every `cache.l2.sweep_interval` seconds, until shutdown.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         let cache = self.clone();
         let shutdown = bg.shutdown.clone();
         bg.spawn(async move {

@@ -18,7 +18,6 @@
 //! - **Batch**: several sources in one request are rendered to one zip.
 
 pub mod batch;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fonts;
@@ -136,7 +135,7 @@ impl ExportService {
     }
 
     /// Starts background work: removes temp files left by a crash mid-write.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         let root = self.inner.local_root.clone();
         bg.spawn(async move {
             let _ = tokio::task::spawn_blocking(move || LocalStorage::new(root).sweep_temp()).await;

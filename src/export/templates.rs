@@ -3,7 +3,7 @@
 //! `templates/exports/`.
 
 use super::error::ExportError;
-use super::formats::{RenderOptions, short_timestamp};
+use super::formats::common::{RenderOptions, cue_lines, short_timestamp};
 use super::model::{Block, Source, blocks};
 use minijinja::{Environment, Value, context};
 use std::path::PathBuf;
@@ -144,7 +144,7 @@ pub fn source_context(source: &Source, options: &RenderOptions) -> Value {
                         start => s.start, end => s.end,
                         start_ts => short_timestamp(s.start), end_ts => short_timestamp(s.end),
                         speaker => s.speaker.as_deref().map(str::trim).filter(|x| !x.is_empty()),
-                        text => super::formats::cue_lines(&s.text).collect::<Vec<_>>().join("\n"),
+                        text => cue_lines(&s.text).collect::<Vec<_>>().join("\n"),
                     }
                 })
                 .collect();

@@ -162,7 +162,8 @@ pub async fn serve<F>(listener: tokio::net::TcpListener, app: Arc<App>, shutdown
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let _ = metrics::handle();
+    let _ = crate::telemetry::recorder();
+    metrics::describe_once();
     let router = router(app.clone());
     let token = app.background().shutdown.clone();
     let signal = {

@@ -10,7 +10,7 @@ use super::{
     error::{ApiResult, Json, Query},
 };
 use crate::error::{ApiError, ErrorCode};
-use crate::events::Event;
+use crate::events::{Event, RecvError, Subscription};
 use crate::notify::{BatchSendRequest, ListQuery, Notification, Preferences, PreferencesInput, SendOutcome, SendRequest, metrics::WsGuard};
 use axum::{
     Extension,
@@ -22,9 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -327,7 +325,7 @@ fn concerns(e: &Event, user: &str) -> bool {
     e.user_id.as_deref() == Some(user) && e.topic.starts_with("notification.")
 }
 
-async fn run_socket(mut socket: WebSocket, s: AppState, user: String, unread: u64, mut rx: broadcast::Receiver<Arc<Event>>) {
+async fn run_socket(mut socket: WebSocket, s: AppState, user: String, unread: u64, mut rx: Subscription) {
     let _guard = WsGuard::open();
     let shutdown = s.background().shutdown.clone();
     if socket.send(frame("hello", &serde_json::json!({"user_id": user, "unread_count": unread}))).await.is_err() {
@@ -349,11 +347,11 @@ async fn run_socket(mut socket: WebSocket, s: AppState, user: String, unread: u6
                 let msg = match ev {
                     Ok(e) if concerns(&e, &user) => frame(&e.topic, &e.data),
                     Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Err(RecvError::Lagged(_)) => {
                         let n = s.notify.unread_count(&user).await.unwrap_or(0);
                         frame("resync", &serde_json::json!({"unread_count": n}))
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(RecvError::Closed) => return,
                 };
                 if socket.send(msg).await.is_err() {
                     return;

@@ -6,8 +6,8 @@ use super::{
     auth::Principal,
     error::{ApiResult, Json},
 };
-use crate::app::Readiness;
 use crate::error::{ApiError, ErrorCode};
+use crate::runtime::{Readiness, ReadyState};
 use axum::{
     Extension,
     extract::State,
@@ -40,14 +40,18 @@ async fn healthz() -> axum::Json<Health> {
 /// Readiness of every module.
 #[derive(Serialize, ToSchema)]
 pub struct ReadyReport {
-    /// True when every enabled module is ready.
+    /// True when every enabled module serves requests (`ready` or `degraded`).
     pub ready: bool,
+    /// The worst state among the enabled modules.
+    pub status: ReadyState,
     /// Per-module readiness.
     pub modules: BTreeMap<String, Readiness>,
 }
 
-/// Readiness: per-module status with the reason when not ready. 200 when every enabled
-/// module is ready, else 503 with the same body. A disabled module does not count.
+/// Readiness: per-module state with the reason when not fully ready. 200 when every
+/// enabled module is `ready` or `degraded` (serving with a feature off, e.g. keyword-only
+/// search while the model is missing), else 503 with the same body. A disabled module
+/// does not count.
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = ReadyReport), (status = 503, body = ReadyReport)))]
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let modules: BTreeMap<String, Readiness> = app.readiness().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -63,9 +67,10 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             _ => true,
         }
     };
-    let ready = modules.iter().all(|(k, r)| r.ready || !enabled(k));
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(ReadyReport { ready, modules }))
+    let status = modules.iter().filter(|(k, _)| enabled(k)).map(|(_, r)| r.status).max().unwrap_or(ReadyState::Ready);
+    let ready = status != ReadyState::Unavailable;
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(ReadyReport { ready, status, modules }))
 }
 
 /// Prometheus metrics in the text exposition format.

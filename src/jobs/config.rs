@@ -1,5 +1,6 @@
 //! Configuration of the job queue (`job_queue:` in hearth.yaml).
 
+use crate::config::error::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -120,6 +121,23 @@ impl Default for JobRetention {
 
 impl JobQueueConfig {
     /// The configured default backoff type (`defaults.backoff`; validated at config load).
+    /// Checks what serde cannot: pools with queues, the timezone, the backoff name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, pool) in &self.workers {
+            if pool.queues.is_empty() {
+                return Err(ConfigError::invalid(&format!("job_queue.workers.{name}.queues"), "must list at least one queue"));
+            }
+        }
+        if self.scheduler.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::invalid("job_queue.scheduler.timezone", "unknown IANA timezone"));
+        }
+        if !["exponential", "linear", "fixed"].contains(&self.defaults.backoff.as_str()) {
+            return Err(ConfigError::invalid("job_queue.defaults.backoff", "must be exponential, linear or fixed"));
+        }
+        Ok(())
+    }
+
+    /// The backoff kind named by `defaults.backoff`.
     pub fn default_backoff_kind(&self) -> super::model::BackoffKind {
         match self.defaults.backoff.as_str() {
             "linear" => super::model::BackoffKind::Linear,

@@ -10,7 +10,7 @@ use super::finish::Outcome;
 use super::metrics;
 use super::model::{Job, JobStatus};
 use super::store;
-use crate::app::Background;
+use crate::runtime::Background;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

@@ -173,7 +173,7 @@ impl JobQueue {
 
     /// Starts the in-process worker pools, the maintenance loop (delayed jobs, lease
     /// reaper, retention, gauges) and the scheduler. Idempotent.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         if self.shared.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }

@@ -15,7 +15,7 @@ use super::context::JobContext;
 use super::finish::{End, Outcome};
 use super::index::{Holder, NameFilter};
 use super::model::Job;
-use crate::app::Background;
+use crate::runtime::Background;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::mpsc;

@@ -301,7 +301,7 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
         Ok(json!("reported"))
     });
     let mut rx = events.subscribe();
-    let bg = crate::app::Background::default();
+    let bg = crate::runtime::Background::default();
     q.start(&bg);
     let a = q.enqueue(EnqueueRequest::new("double", json!({"n": 21}))).await.unwrap().job_id;
     let b = q.enqueue(EnqueueRequest::new("slow", json!({}))).await.unwrap().job_id;
@@ -335,7 +335,7 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
     let p = progress.get(&r).await.unwrap();
     assert_eq!(p.status, crate::progress::ProgressStatus::Completed);
     let mut topics = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Ok(Some(e)) = rx.try_recv() {
         if e.key == a {
             topics.push(e.topic.clone());
         }

@@ -60,7 +60,7 @@ pub(super) fn register_handlers(svc: &Notifications) {
 }
 
 /// Replays the outbox once at start.
-pub(super) fn start(svc: &Notifications, bg: &crate::app::Background) {
+pub(super) fn start(svc: &Notifications, bg: &crate::runtime::Background) {
     let svc = svc.clone();
     let shutdown = bg.shutdown.clone();
     bg.spawn(async move {

@@ -102,7 +102,7 @@ impl Notifications {
     }
 
     /// Starts the retention sweeper and replays the delivery outbox.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         retention::start(self, bg);
         delivery::start(self, bg);
     }

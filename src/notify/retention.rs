@@ -48,7 +48,7 @@ impl Notifications {
 }
 
 /// Sweeps at start and then every `persistence.sweep_interval_seconds` until shutdown.
-pub(super) fn start(svc: &Notifications, bg: &crate::app::Background) {
+pub(super) fn start(svc: &Notifications, bg: &crate::runtime::Background) {
     let svc = svc.clone();
     let shutdown = bg.shutdown.clone();
     let every = Duration::from_secs(svc.inner.config.persistence.sweep_interval_seconds.max(1));

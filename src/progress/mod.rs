@@ -22,6 +22,7 @@ pub mod config;
 pub mod emitter;
 pub mod error;
 mod flush;
+mod hub;
 pub mod live;
 pub mod machine;
 pub mod metrics;
@@ -64,7 +65,7 @@ impl ProgressTracker {
     /// Starts the background tasks on `bg`: the coalesced flush (with idle eviction) and
     /// the retention sweeper. Both stop when `bg.shutdown` fires; the flush runs once more
     /// first.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         bg.spawn(self.clone().upkeep_loop(bg.shutdown.clone()));
         bg.spawn(self.clone().sweep_loop(bg.shutdown.clone()));
     }

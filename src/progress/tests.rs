@@ -196,7 +196,7 @@ async fn events_are_emitted_with_the_progress_json() {
     e.tracker.advance_stage("ev").await.unwrap();
     e.tracker.cancel("ev").await.unwrap();
     let mut got = Vec::new();
-    while let Ok(ev) = rx.try_recv() {
+    while let Ok(Some(ev)) = rx.try_recv() {
         assert_eq!(ev.key, "ev");
         got.push((ev.topic.clone(), ev.data["status"].as_str().unwrap().to_string(), ev.data["version"].as_u64().unwrap()));
     }
@@ -230,7 +230,7 @@ async fn the_background_sweeper_runs_on_start_and_stops_on_shutdown() {
     e.tracker.create(NewProgress::with_stages(Some("old".into()), &[])).await.unwrap();
     e.tracker.complete("old", None).await.unwrap();
     e.clock.advance(Duration::hours(25));
-    let bg = crate::app::Background::default();
+    let bg = crate::runtime::Background::default();
     e.tracker.start(&bg);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while e.storage.load("old").await.unwrap().is_some() {

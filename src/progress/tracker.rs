@@ -19,7 +19,7 @@
 use super::config::ProgressConfig;
 use super::emitter::ProgressEmitter;
 use super::error::ProgressError;
-use super::live::Hub;
+use super::hub::Hub;
 use super::machine::{self, Change, Finish};
 use super::metrics as m;
 use super::model::{NewProgress, Progress, ProgressRecord, ProgressStatus, ProgressUpdate, topics};

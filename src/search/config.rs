@@ -1,5 +1,6 @@
 //! Configuration of search (`search:` in hearth.yaml).
 
+use crate::config::error::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// Settings for hybrid search (seed "Search Module").
@@ -22,6 +23,16 @@ pub struct SearchConfig {
     pub max_batch_docs: usize,
     /// Batches with more documents than this run as a background job with progress.
     pub batch_job_above: usize,
+}
+
+impl SearchConfig {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.chunking.overlap >= self.chunking.size {
+            return Err(ConfigError::invalid("search.chunking.overlap", "must be smaller than search.chunking.size"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SearchConfig {

@@ -10,7 +10,7 @@ use super::keyword::{ChunkDoc, KeywordIndex, KeywordOp};
 use super::model::{Document, Mode, Scores, SearchQuery, SearchRequest, SearchResult};
 use super::store::{self as sstore, DocRecord, PendingDoc};
 use super::vector::VectorIndex;
-use crate::{events::EventBus, jobs::JobQueue, store::Store};
+use crate::{events::EventBus, jobs::JobQueue, runtime::Readiness, store::Store};
 use parking_lot::RwLock;
 use redb::ReadableDatabase;
 use serde::Serialize;
@@ -173,28 +173,30 @@ impl SearchService {
         &self.inner.config
     }
 
-    /// Whether the module can serve every request, and why not.
-    pub fn readiness(&self) -> crate::app::Readiness {
+    /// Whether the module can serve its requests: unavailable while the indexes load or
+    /// when the keyword index cannot open; degraded (keyword search only) while the
+    /// embedding model loads or when it is missing.
+    pub fn readiness(&self) -> Readiness {
         let stats = self.stats_now();
         let details = serde_json::to_value(&stats).unwrap_or(Value::Null);
         if !*self.inner.loaded.borrow() {
-            return crate::app::Readiness::not_ready("search index is loading").with_details(details);
+            return Readiness::unavailable("search index is loading").with_details(details);
         }
         if let Err(e) = &*self.inner.keyword.read() {
-            return crate::app::Readiness::not_ready(format!("keyword index unavailable: {e}")).with_details(details);
+            return Readiness::unavailable(format!("keyword index unavailable: {e}")).with_details(details);
         }
         match &*self.inner.model.read() {
-            ModelState::Ready(_) => crate::app::Readiness::ready().with_details(details),
+            ModelState::Ready(_) => Readiness::ready().with_details(details),
             ModelState::Missing(why) => {
-                crate::app::Readiness::not_ready(format!("semantic search unavailable: {why}; keyword search works")).with_details(details)
+                Readiness::degraded(format!("semantic search unavailable: {why}; keyword search works")).with_details(details)
             }
-            ModelState::Loading => crate::app::Readiness::not_ready("embedding model is loading").with_details(details),
+            ModelState::Loading => Readiness::degraded("embedding model is loading; keyword search works").with_details(details),
         }
     }
 
     /// Starts loading (model, keyword index, documents and vectors from the store) and the
     /// background graph maintenance on `bg`. Requests wait for the load to finish.
-    pub fn start(&self, bg: &crate::app::Background) {
+    pub fn start(&self, bg: &crate::runtime::Background) {
         let me = self.clone();
         let shutdown = bg.shutdown.clone();
         bg.spawn(async move {

@@ -8,12 +8,12 @@
 //! means transcript. Configuration (templates, PDF font) comes from `--config` or
 //! `./hearth.yaml` as for `hearth serve`.
 
-use super::formats::RenderOptions;
-use super::model::Source;
-use super::render::Renderer;
-use super::sources::{document_from_json, transcript_from_json};
-use super::storage;
 use crate::config::{CliOverrides, Config};
+use crate::export::formats::RenderOptions;
+use crate::export::model::Source;
+use crate::export::render::Renderer;
+use crate::export::sources::{document_from_json, transcript_from_json};
+use crate::export::storage;
 use std::path::PathBuf;
 
 /// Arguments of `hearth export`.

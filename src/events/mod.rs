@@ -1,15 +1,23 @@
-//! The in-process event bus.
+//! The event bus.
 //!
 //! Modules publish [`Event`]s (`progress.update`, `job.completed`, `notification.created`,
-//! ...) and WebSockets, SSE streams, webhooks and plugins subscribe. The bus is a
-//! `tokio::sync::broadcast` channel: publishing never blocks and never waits for a slow
-//! subscriber. A subscriber that falls more than the channel capacity behind receives a
-//! `Lagged` error and must resynchronise from the store (each consumer documents how).
+//! ...) and WebSockets, SSE streams, webhooks and plugins subscribe. [`EventBus`] is the
+//! handle every module holds; behind it an [`EventTransport`] carries the events: the
+//! embedded [`LocalTransport`] (a `tokio::sync::broadcast` channel) by default, or any
+//! other (e.g. one that links the nodes of a cluster) through [`EventBus::with_transport`].
+//! Publishing never blocks and never waits for a slow subscriber. A subscriber that falls
+//! more than the channel capacity behind receives [`RecvError::Lagged`] and must
+//! resynchronise from the store (each consumer documents how).
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod transport;
+
+pub use transport::{EventTransport, LocalTransport, RecvError, Subscription};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
-use tokio::sync::broadcast;
 
 /// One event. `topic` is dotted (`module.what`); `key` is the entity the event is about
 /// (progress id, job id, user id...) so subscribers can filter cheaply without parsing `data`.
@@ -29,21 +37,39 @@ pub struct Event {
 }
 
 /// A cheap-to-clone handle on the bus.
+///
+/// The built-in transport is dispatched statically (publishing is on every hot path);
+/// another transport costs one virtual call per event.
 #[derive(Clone)]
 pub struct EventBus {
-    tx: broadcast::Sender<Arc<Event>>,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Local(LocalTransport),
+    Custom(Arc<dyn EventTransport>),
 }
 
 impl EventBus {
-    /// A bus whose subscribers may fall `capacity` events behind before they lag.
+    /// A bus on the embedded transport whose subscribers may fall `capacity` events
+    /// behind before they lag.
     pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(16));
-        EventBus { tx }
+        EventBus { transport: Transport::Local(LocalTransport::new(capacity)) }
+    }
+
+    /// A bus on another transport.
+    pub fn with_transport(transport: Arc<dyn EventTransport>) -> Self {
+        EventBus { transport: Transport::Custom(transport) }
     }
 
     /// Publishes an event. Never blocks; with no subscribers the event is dropped.
     pub fn publish(&self, event: Event) {
-        let _ = self.tx.send(Arc::new(event));
+        let event = Arc::new(event);
+        match &self.transport {
+            Transport::Local(t) => t.publish(event),
+            Transport::Custom(t) => t.publish(event),
+        }
     }
 
     /// Builds and publishes an event stamped now.
@@ -52,13 +78,19 @@ impl EventBus {
     }
 
     /// A new subscription receiving every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        match &self.transport {
+            Transport::Local(t) => t.subscribe(),
+            Transport::Custom(t) => t.subscribe(),
+        }
     }
 
     /// Number of live subscribers (for metrics and tests).
     pub fn subscriber_count(&self) -> usize {
-        self.tx.receiver_count()
+        match &self.transport {
+            Transport::Local(t) => t.subscriber_count(),
+            Transport::Custom(t) => t.subscriber_count(),
+        }
     }
 }
 
@@ -91,6 +123,15 @@ mod tests {
         assert!(!topic_matches("job.*", "jobs.completed"));
         assert!(topic_matches("job.completed", "job.completed"));
         assert!(!topic_matches("job.completed", "job.failed"));
+    }
+
+    #[tokio::test]
+    async fn the_local_transport_passes_the_conformance_suite() {
+        conformance::run(|capacity| {
+            let t = LocalTransport::new(capacity);
+            (t.clone(), t)
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -1,0 +1,238 @@
+//! Configuration: YAML file < environment < CLI flags.
+//!
+//! The file is `hearth.yaml` in the working directory when present, or the path given
+//! with `--config`. Its shape follows the seed's `config/modules.yaml`: a `modules:` map
+//! of `<name>.enabled` switches plus one section per module. Every struct denies unknown
+//! keys, so a typo stops the start with a message naming the key.
+//!
+//! Environment overrides, applied to the parsed YAML tree before it is typed:
+//! - `HEARTH__SECTION__KEY=value` sets `section.key` (any depth; `__` separates levels;
+//!   the value is parsed as a YAML scalar, so `true`, `10` and `"text"` all work);
+//! - the seed's variables: `REDIS_URL`, `QDRANT_URL`, `QDRANT_API_KEY`, `OPENAI_API_KEY`,
+//!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_BUCKET`, and
+//!   `HEARTH_API_KEY` (an admin key), `SMTP_URL`, `EMAIL_FROM`.
+
+mod env;
+pub mod error;
+mod sections;
+
+pub use crate::webhooks::WebhookConfig;
+pub use error::ConfigError;
+pub use sections::*;
+
+use crate::{
+    cache::config::CacheConfig, export::config::ExportConfig, jobs::config::JobQueueConfig, notify::config::NotificationConfig,
+    progress::config::ProgressConfig, search::config::SearchConfig,
+};
+use env::{apply_env, redact, set_path};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listener, data dir and HTTP limits.
+    pub server: ServerConfig,
+    /// API keys and user tokens.
+    pub auth: AuthConfig,
+    /// Log levels.
+    pub logging: LoggingConfig,
+    /// Which modules are enabled.
+    pub modules: ModulesConfig,
+    /// Outgoing webhooks for events.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Progress tracking.
+    pub progress: ProgressConfig,
+    /// Notifications.
+    pub notification: NotificationConfig,
+    /// Job queue.
+    pub job_queue: JobQueueConfig,
+    /// Cache.
+    pub cache: CacheConfig,
+    /// Export.
+    pub export: ExportConfig,
+    /// Search.
+    pub search: SearchConfig,
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--bind ADDR`.
+    pub bind: Option<String>,
+}
+
+impl Config {
+    /// Loads file < environment < CLI, validates, and returns the effective configuration.
+    pub fn load(cli: &CliOverrides) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_with(cli, &env)
+    }
+
+    /// As [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with(cli: &CliOverrides, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let (text, origin) = match &cli.config_file {
+            Some(p) => (Some(read(p)?), p.display().to_string()),
+            None => {
+                let p = Path::new("hearth.yaml");
+                if p.exists() { (Some(read(p)?), "hearth.yaml".to_string()) } else { (None, "<defaults>".to_string()) }
+            }
+        };
+        let mut tree = match text {
+            Some(t) if !t.trim().is_empty() => {
+                serde_yaml::from_str::<Value>(&t).map_err(|e| ConfigError::Yaml { path: origin.clone(), message: e.to_string() })?
+            }
+            _ => Value::Mapping(Default::default()),
+        };
+        if tree.is_null() {
+            tree = Value::Mapping(Default::default());
+        }
+        apply_env(&mut tree, env)?;
+        if let Some(b) = &cli.bind {
+            set_path(&mut tree, &["server", "bind"], Value::String(b.clone()))?;
+        }
+        if let Some(d) = &cli.data_dir {
+            set_path(&mut tree, &["server", "data_dir"], Value::String(d.display().to_string()))?;
+        }
+        Config::from_tree(tree)
+    }
+
+    /// Parses a YAML string alone (no environment); for tests and embedding.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let tree =
+            serde_yaml::from_str::<Value>(text).map_err(|e| ConfigError::Yaml { path: "<string>".into(), message: e.to_string() })?;
+        Config::from_tree(if tree.is_null() { Value::Mapping(Default::default()) } else { tree })
+    }
+
+    fn from_tree(tree: Value) -> Result<Config, ConfigError> {
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::invalid(if key == "." { "<root>" } else { &key }, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot: addresses, levels, ranges (each module checks its own
+    /// section).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if self.server.body_limit < 1024 {
+            return Err(ConfigError::invalid("server.body_limit", "must be at least 1024 bytes"));
+        }
+        let levels = ["error", "warn", "info", "debug", "trace", "off"];
+        if !levels.contains(&self.logging.level.as_str()) {
+            return Err(ConfigError::invalid("logging.level", format!("must be one of {levels:?}")));
+        }
+        for (m, l) in &self.logging.modules {
+            if !levels.contains(&l.as_str()) {
+                return Err(ConfigError::invalid(&format!("logging.modules.{m}"), format!("must be one of {levels:?}")));
+            }
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            if k.key.len() < 16 {
+                return Err(ConfigError::invalid(&format!("auth.api_keys[{i}].key"), "must be at least 16 characters"));
+            }
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            w.validate(i)?;
+        }
+        self.job_queue.validate()?;
+        self.search.validate()?;
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::invalid("server.bind", format!("'{}' is not an address like 127.0.0.1:8080", self.server.bind)))
+    }
+
+    /// The effective configuration as YAML with every secret replaced by `***`.
+    pub fn redacted_yaml(&self) -> String {
+        let mut tree = serde_yaml::to_value(self).unwrap_or(Value::Null);
+        redact(&mut tree);
+        serde_yaml::to_string(&tree).unwrap_or_default()
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_enable_everything() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8080");
+        assert!(c.modules.search.enabled && c.modules.job_queue.enabled);
+        assert_eq!(c.progress.retain_completed_hours, 24);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_yaml("cache:\n  l1:\n    max_sise: 5\n").unwrap_err().to_string();
+        assert!(err.contains("cache.l1"), "{err}");
+        assert!(err.contains("max_sise"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let err = Config::from_yaml("progress:\n  retain_completed_hours: -3\n").unwrap_err().to_string();
+        assert!(err.contains("progress.retain_completed_hours"), "{err}");
+        let err = Config::from_yaml("server:\n  bind: nowhere\n").unwrap_err().to_string();
+        assert!(err.contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_cli_overrides_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.yaml");
+        std::fs::write(&file, "server:\n  bind: 127.0.0.1:1111\ncache:\n  l1:\n    ttl: 5\n").unwrap();
+        let cli = CliOverrides { config_file: Some(file.clone()), ..Default::default() };
+        let e = env(&[
+            ("HEARTH__CACHE__L2__KEY_PREFIX", "app1:"),
+            ("HEARTH__CACHE__L1__TTL", "77"),
+            ("HEARTH__SERVER__BIND", "127.0.0.1:2222"),
+            ("SMTP_URL", "smtp://u:p@h:25"),
+            ("HEARTH_API_KEY", "0123456789abcdef0123"),
+        ]);
+        let c = Config::load_with(&cli, &e).unwrap();
+        assert_eq!(c.cache.l1.ttl, 77);
+        assert_eq!(c.cache.l2.key_prefix, "app1:");
+        assert_eq!(c.server.bind, "127.0.0.1:2222");
+        assert_eq!(c.notification.channels.email.smtp_url.as_deref(), Some("smtp://u:p@h:25"));
+        assert_eq!(c.auth.api_keys.len(), 1);
+        let cli = CliOverrides { config_file: Some(file), bind: Some("127.0.0.1:3333".into()), ..Default::default() };
+        assert_eq!(Config::load_with(&cli, &e).unwrap().server.bind, "127.0.0.1:3333");
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let c = Config::load_with(
+            &CliOverrides::default(),
+            &env(&[("HEARTH_API_KEY", "supersecretkey-1234567"), ("SMTP_URL", "smtp://u:pw@h")]),
+        )
+        .unwrap();
+        let y = c.redacted_yaml();
+        assert!(!y.contains("supersecretkey"), "{y}");
+        assert!(!y.contains("pw@h"), "{y}");
+        assert!(y.contains("***"));
+    }
+}

@@ -1,0 +1,119 @@
+//! The sections of the configuration that belong to no single module: the listener,
+//! authentication, logging and the module switches. Each module's own section lives in
+//! `src/<module>/config.rs`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Listener and HTTP settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Directory holding the database and export files.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body in bytes (JSON and raw).
+    pub body_limit: usize,
+    /// Seconds to wait for in-flight requests and jobs at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            body_limit: 10 * 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted API keys.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Explicitly serve without keys on a non-loopback address.
+    pub disabled: bool,
+    /// Secret for signing user tokens; derived from the first admin key when unset.
+    pub token_secret: Option<String>,
+    /// Longest lifetime of a minted user token, seconds.
+    pub max_token_ttl_seconds: Option<u64>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The secret key, sent as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// What the key may do.
+    #[serde(default)]
+    pub scope: KeyScope,
+    /// A label for logs.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The scope of an API key.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    /// Everything.
+    #[default]
+    Admin,
+    /// GET and HEAD requests and WebSocket/SSE streams only.
+    ReadOnly,
+}
+
+/// Log levels (seed "Debug Mode").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Default level: error, warn, info, debug, trace.
+    pub level: String,
+    /// Per-module levels, e.g. `job_queue: debug`.
+    pub modules: BTreeMap<String, String>,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig { level: "info".into(), modules: BTreeMap::new() }
+    }
+}
+
+/// `modules.<name>.enabled` switches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModulesConfig {
+    /// Progress tracking.
+    pub progress: ModuleToggle,
+    /// Notifications.
+    pub notification: ModuleToggle,
+    /// Job queue.
+    pub job_queue: ModuleToggle,
+    /// Cache.
+    pub cache: ModuleToggle,
+    /// Export.
+    pub export: ModuleToggle,
+    /// Search.
+    pub search: ModuleToggle,
+}
+
+/// One module switch. Extra seed keys (`storage`, `broker`...) are accepted as notes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModuleToggle {
+    /// Whether the module's routes are served.
+    pub enabled: bool,
+}
+
+impl Default for ModuleToggle {
+    fn default() -> Self {
+        ModuleToggle { enabled: true }
+    }
+}
