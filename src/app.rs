@@ -11,17 +11,22 @@
 //! app.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Every backend seam (the tables in ARCHITECTURE.md) is chosen here: the configuration
+//! selects a built-in backend by name (`embedded` by default), and [`AppBuilder`] takes any
+//! other implementation of the seam's trait from Rust.
 
 pub use crate::runtime::{Background, Readiness, ReadyState};
 use crate::{
     cache::Cache,
+    cache::CacheBackend,
     clock::{SharedClock, SystemClock},
     config::Config,
-    events::EventBus,
+    events::{EventBus, EventTransport},
     export::ExportService,
     jobs::JobQueue,
     notify::Notifications,
-    progress::ProgressTracker,
+    progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, config::ProgressStoreKind},
     search::SearchService,
     store::{Store, StoreError},
 };
@@ -69,15 +74,52 @@ pub struct App {
     background: Background,
 }
 
-impl App {
-    /// Opens the store in `config.server.data_dir`, builds every service and starts their
-    /// background tasks (workers, sweepers, schedulers, webhook delivery).
-    pub async fn build(config: Config) -> Result<Arc<App>, AppError> {
-        App::build_with_clock(config, Arc::new(SystemClock)).await
+/// Builds an [`App`], optionally with backends other than those the configuration selects.
+///
+/// ```no_run
+/// # async fn demo(my_storage: std::sync::Arc<dyn hearth::progress::ProgressStorage>) -> anyhow::Result<()> {
+/// let config = hearth::Config::from_yaml("")?;
+/// let app = hearth::App::builder(config).progress_storage(my_storage).build().await?;
+/// # Ok(()) }
+/// ```
+pub struct AppBuilder {
+    config: Config,
+    clock: SharedClock,
+    events: Option<Arc<dyn EventTransport>>,
+    progress: Option<Arc<dyn ProgressStorage>>,
+    cache_l2: Option<Arc<dyn CacheBackend>>,
+}
+
+impl AppBuilder {
+    /// The clock every module reads (tests advance a `ManualClock`).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
-    /// As [`App::build`] with an explicit clock (tests advance a `ManualClock`).
-    pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Arc<App>, AppError> {
+    /// The event transport (default: the in-process broadcast bus).
+    pub fn event_transport(mut self, transport: Arc<dyn EventTransport>) -> Self {
+        self.events = Some(transport);
+        self
+    }
+
+    /// Where progress records live (default: `progress.store`).
+    pub fn progress_storage(mut self, storage: Arc<dyn ProgressStorage>) -> Self {
+        self.progress = Some(storage);
+        self
+    }
+
+    /// The cache's L2 tier (default: `cache.l2.backend`; ignored when `cache.l2.enabled`
+    /// is false).
+    pub fn cache_backend(mut self, backend: Arc<dyn CacheBackend>) -> Self {
+        self.cache_l2 = Some(backend);
+        self
+    }
+
+    /// Opens the store in `config.server.data_dir`, builds every service and starts their
+    /// background tasks (workers, sweepers, schedulers, webhook delivery).
+    pub async fn build(self) -> Result<Arc<App>, AppError> {
+        let AppBuilder { config, clock, events, progress, cache_l2 } = self;
         // The metrics recorder must exist before modules describe their metrics.
         let _ = crate::telemetry::recorder();
         let data_dir = config.server.data_dir.clone();
@@ -87,11 +129,24 @@ impl App {
                 .await
                 .map_err(|e| AppError::Module { module: "store", message: e.to_string() })??
         };
-        let events = EventBus::default();
-        let progress = ProgressTracker::new(store.clone(), events.clone(), clock.clone(), config.progress.clone());
+        let events = match events {
+            Some(t) => EventBus::with_transport(t),
+            None => EventBus::default(),
+        };
+        let progress_storage = progress.unwrap_or_else(|| match config.progress.store {
+            ProgressStoreKind::Embedded => Arc::new(RedbProgressStorage::new(store.clone())),
+        });
+        let progress = ProgressTracker::with_backends(
+            progress_storage,
+            Arc::new(EventBusEmitter::new(events.clone())),
+            clock.clone(),
+            config.progress.clone(),
+        );
+        progress.set_event_bus(events.clone());
         let jobs = JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone());
         let notify = Notifications::new(store.clone(), events.clone(), clock.clone(), jobs.clone(), config.notification.clone());
-        let cache = Cache::new(store.clone(), clock.clone(), config.cache.clone());
+        let l2 = config.cache.l2.enabled.then(|| cache_l2.unwrap_or_else(|| Cache::configured_l2(store.clone(), &config.cache)));
+        let cache = Cache::with_backend(clock.clone(), config.cache.clone(), l2);
         let export = ExportService::new(
             store.clone(),
             events.clone(),
@@ -122,6 +177,25 @@ impl App {
         });
         app.jobs.start(bg);
         Ok(app)
+    }
+}
+
+impl App {
+    /// A builder for an app on `config`, with the system clock and the backends the
+    /// configuration selects until told otherwise.
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder { config, clock: Arc::new(SystemClock), events: None, progress: None, cache_l2: None }
+    }
+
+    /// Opens the store in `config.server.data_dir`, builds every service and starts their
+    /// background tasks (workers, sweepers, schedulers, webhook delivery).
+    pub async fn build(config: Config) -> Result<Arc<App>, AppError> {
+        App::builder(config).build().await
+    }
+
+    /// As [`App::build`] with an explicit clock (tests advance a `ManualClock`).
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Arc<App>, AppError> {
+        App::builder(config).clock(clock).build().await
     }
 
     /// The background-task handles, for modules and plugins that spawn their own tasks.

@@ -57,8 +57,9 @@ impl Default for L1Config {
 pub struct L2Config {
     /// Whether L2 is used.
     pub enabled: bool,
-    /// `embedded` (redb, default) or `redis` (reserved for the adapter).
-    pub backend: String,
+    /// The L2 backend: `embedded` (redb, the default). The scale-out backends of later
+    /// releases add names here; an unknown name stops the start.
+    pub backend: L2Backend,
     /// Redis URL for the adapter (`REDIS_URL`).
     pub url: Option<String>,
     /// Default TTL of entries set without one, seconds.
@@ -75,7 +76,7 @@ impl Default for L2Config {
     fn default() -> Self {
         L2Config {
             enabled: true,
-            backend: "embedded".into(),
+            backend: L2Backend::Embedded,
             url: None,
             default_ttl: 3600,
             key_prefix: "cache:".into(),
@@ -113,4 +114,13 @@ impl Default for MetricsToggle {
     fn default() -> Self {
         MetricsToggle { enabled: true }
     }
+}
+
+/// The built-in L2 backends, selected by name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum L2Backend {
+    /// Entries in hearth's redb database, zstd-compressed above the threshold.
+    #[default]
+    Embedded,
 }

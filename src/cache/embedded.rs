@@ -380,3 +380,15 @@ impl CacheBackend for EmbeddedBackend {
         self.max_bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_redb_backend_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        super::super::conformance::run(|capacity| EmbeddedBackend::new(Store::open(&path).unwrap(), capacity, Some(1024))).await;
+    }
+}

@@ -22,6 +22,8 @@
 
 pub mod backend;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod consistency;
 mod counters;
 pub mod embedded;
@@ -74,19 +76,20 @@ struct Inner {
 }
 
 impl Cache {
-    /// Builds the cache with the embedded L2 on the shared store.
-    ///
-    /// `cache.l2.backend: redis` is reserved for the Redis adapter; until it exists the
-    /// embedded backend is used and a warning is logged.
+    /// Builds the cache with the embedded L2 on the shared store (when L2 is enabled).
     pub fn new(store: Store, clock: SharedClock, config: CacheConfig) -> Self {
-        let l2: Option<Arc<dyn CacheBackend>> = config.l2.enabled.then(|| {
-            if config.l2.backend != "embedded" {
-                tracing::warn!(backend = %config.l2.backend, "cache L2 backend not available in this build; using the embedded one");
-            }
-            let compress = config.compression.enabled.then_some(config.compression.threshold);
-            Arc::new(embedded::EmbeddedBackend::new(store, config.l2.max_size, compress)) as Arc<dyn CacheBackend>
-        });
+        let l2 = config.l2.enabled.then(|| Cache::configured_l2(store, &config));
         Cache::with_backend(clock, config, l2)
+    }
+
+    /// The built-in L2 backend `cache.l2.backend` names, on `store`.
+    pub fn configured_l2(store: Store, config: &CacheConfig) -> Arc<dyn CacheBackend> {
+        match config.l2.backend {
+            config::L2Backend::Embedded => {
+                let compress = config.compression.enabled.then_some(config.compression.threshold);
+                Arc::new(embedded::EmbeddedBackend::new(store, config.l2.max_size, compress))
+            }
+        }
     }
 
     /// Builds the cache on an explicit L2 backend (None: L1 only).

@@ -193,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn backends_are_selected_by_name_and_unknown_names_are_refused() {
+        let c = Config::from_yaml("progress: {store: embedded}\ncache: {l2: {backend: embedded}}\n").unwrap();
+        assert_eq!(c.progress.store, crate::progress::config::ProgressStoreKind::Embedded);
+        for (yaml, key) in [("progress: {store: cassandra}", "progress.store"), ("cache: {l2: {backend: memcached}}", "cache.l2.backend")] {
+            let err = Config::from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("embedded"), "{err}");
+        }
+    }
+
+    #[test]
     fn invalid_values_are_named() {
         let err = Config::from_yaml("progress:\n  retain_completed_hours: -3\n").unwrap_err().to_string();
         assert!(err.contains("progress.retain_completed_hours"), "{err}");

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProgressConfig {
+    /// Where records live: `embedded` (the redb database, the default). The scale-out
+    /// backends of later releases add names here; an unknown name stops the start.
+    pub store: ProgressStoreKind,
     /// Hours a completed progress is kept before the sweeper removes it.
     pub retain_completed_hours: u64,
     /// Hours a failed (or cancelled) progress is kept.
@@ -28,6 +31,7 @@ pub struct ProgressConfig {
 impl Default for ProgressConfig {
     fn default() -> Self {
         ProgressConfig {
+            store: ProgressStoreKind::Embedded,
             retain_completed_hours: 24,
             retain_failed_hours: 168,
             websocket: true,
@@ -37,4 +41,13 @@ impl Default for ProgressConfig {
             idle_evict_seconds: 600,
         }
     }
+}
+
+/// The built-in progress storage backends, selected by name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressStoreKind {
+    /// Records in hearth's redb database.
+    #[default]
+    Embedded,
 }

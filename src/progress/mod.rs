@@ -19,6 +19,8 @@
 //! - Retention: a sweeper removes finished records after the configured hours.
 
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod emitter;
 pub mod error;
 mod flush;

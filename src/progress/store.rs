@@ -265,71 +265,11 @@ impl ProgressStorage for RedbProgressStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::machine;
-    use crate::progress::model::NewProgress;
-
-    fn rec(id: &str) -> ProgressRecord {
-        machine::new_record(NewProgress::with_stages(Some(id.into()), &["a", "b"]), Utc::now()).unwrap()
-    }
 
     #[tokio::test]
-    async fn insert_save_list_delete_with_version_guard() {
+    async fn the_redb_storage_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let s = RedbProgressStorage::new(Store::open(dir.path()).unwrap());
-        for id in ["c", "a", "b"] {
-            s.insert(&rec(id)).await.unwrap();
-        }
-        assert!(matches!(s.insert(&rec("a")).await, Err(ProgressError::AlreadyExists(_))));
-        let mut b = rec("b");
-        b.version = 2;
-        b.status = ProgressStatus::Processing;
-        b.progress = 40.0;
-        s.save(&b).await.unwrap();
-        assert!(matches!(s.save(&b).await, Err(ProgressError::Conflict(_))));
-        // A coalesced snapshot older than the stored one, or of a missing record, is skipped.
-        let mut old = b.clone();
-        old.version = 1;
-        old.progress = 10.0;
-        let mut ghost = rec("zz");
-        ghost.version = 5;
-        assert_eq!(s.save_coalesced(vec![old, ghost]).await.unwrap(), 0);
-        assert_eq!(s.load("b").await.unwrap().unwrap().progress, 40.0);
-        assert!(s.load("zz").await.unwrap().is_none());
-
-        let ids = |v: Vec<ProgressRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(s.list(ListQuery { limit: 10, ..Default::default() }).await.unwrap()), ["a", "b", "c"]);
-        assert_eq!(ids(s.list(ListQuery { limit: 1, after: Some("a".into()), status: None }).await.unwrap()), ["b"]);
-        let pending = ListQuery { status: Some(ProgressStatus::Pending), limit: 10, after: None };
-        assert_eq!(ids(s.list(pending.clone()).await.unwrap()), ["a", "c"]);
-        assert_eq!(ids(s.list(ListQuery { after: Some("a".into()), ..pending }).await.unwrap()), ["c"]);
-        let processing = ListQuery { status: Some(ProgressStatus::Processing), limit: 10, after: None };
-        assert_eq!(ids(s.list(processing).await.unwrap()), ["b"]);
-
-        assert!(s.delete("b").await.unwrap());
-        assert!(!s.delete("b").await.unwrap());
-        assert!(matches!(s.save(&b).await, Err(ProgressError::NotFound(_))));
-    }
-
-    #[tokio::test]
-    async fn remove_finished_takes_only_expired_records_of_that_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = RedbProgressStorage::new(Store::open(dir.path()).unwrap());
-        let t0 = Utc::now();
-        for (id, status, age_h) in
-            [("old", ProgressStatus::Completed, 30), ("new", ProgressStatus::Completed, 1), ("f", ProgressStatus::Failed, 30)]
-        {
-            let mut r = rec(id);
-            s.insert(&r).await.unwrap();
-            r.version = 2;
-            r.status = status;
-            r.finished_at = Some(t0 - chrono::Duration::hours(age_h));
-            s.save(&r).await.unwrap();
-        }
-        let cutoff = t0 - chrono::Duration::hours(24);
-        assert_eq!(s.remove_finished(ProgressStatus::Completed, cutoff, 100).await.unwrap(), ["old"]);
-        assert!(s.load("old").await.unwrap().is_none());
-        assert!(s.load("new").await.unwrap().is_some());
-        assert!(s.load("f").await.unwrap().is_some());
-        assert!(s.remove_finished(ProgressStatus::Completed, cutoff, 100).await.unwrap().is_empty());
+        let path = dir.path().to_path_buf();
+        super::super::conformance::run(|| RedbProgressStorage::new(Store::open(&path).unwrap())).await;
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use hearth::app::AppBuilder;
 use hearth::{App, Config};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -43,6 +44,15 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (to test restarts).
     pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_built(data_dir, tweak, |b| b).await
+    }
+
+    /// Starts a server whose app `customize` assembles (e.g. with other backends).
+    pub async fn start_built(
+        data_dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+        customize: impl FnOnce(AppBuilder) -> AppBuilder,
+    ) -> TestServer {
         let mut config = Config::default();
         config.server.data_dir = data_dir.to_path_buf();
         config.server.bind = "127.0.0.1:0".into();
@@ -51,7 +61,7 @@ impl TestServer {
         config.notification.templates.dir = repo_path("templates/notifications").display().to_string();
         config.export.template_dir = repo_path("templates/exports").display().to_string();
         tweak(&mut config);
-        let app = App::build(config).await.expect("app builds");
+        let app = customize(App::builder(config)).build().await.expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

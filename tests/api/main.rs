@@ -9,4 +9,5 @@ mod foundation;
 mod jobs;
 mod notify;
 mod progress;
+mod seams;
 mod search;
