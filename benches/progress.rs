@@ -44,7 +44,7 @@ async fn rust_api(ids: usize, tasks: usize, listener: bool) -> f64 {
                     Ok(_) => {
                         drained.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(hearth::events::RecvError::Lagged(_)) => {}
                     Err(_) => break,
                 }
             }
@@ -96,6 +96,8 @@ async fn server() -> Server {
     let mut config = Config::default();
     config.server.data_dir = dir.path().to_path_buf();
     config.server.shutdown_grace_seconds = 2;
+    // One client opens a thousand streams here; a real deployment spreads them over callers.
+    config.server.max_streams_per_caller = 4096;
     config.search.embeddings.model_dir = repo("models");
     config.notification.templates.dir = repo("templates/notifications");
     config.export.template_dir = repo("templates/exports");

@@ -56,14 +56,24 @@ error_codes! {
     Conflict => (409, "conflict"),
     /// The body or an entity in it exceeds a configured limit.
     PayloadTooLarge => (413, "payload_too_large"),
+    /// The request target (path and query) is longer than `server.max_uri_bytes`.
+    UriTooLong => (414, "uri_too_long"),
     /// The request's Content-Type is not accepted.
     UnsupportedMediaType => (415, "unsupported_media_type"),
     /// Too many requests.
     RateLimited => (429, "rate_limited"),
+    /// The caller already holds `server.max_streams_per_caller` WebSocket/SSE streams.
+    TooManyStreams => (429, "too_many_streams"),
+    /// The request headers are larger than `server.max_header_bytes`.
+    HeadersTooLarge => (431, "headers_too_large"),
     /// A module or backend needed for this request is not available; the message says why.
     ServiceUnavailable => (503, "service_unavailable"),
     /// The module serving this route is disabled in the configuration.
     ModuleDisabled => (503, "module_disabled"),
+    /// The database cannot write (an I/O error); reads may still work. Retry later.
+    StorageUnavailable => (503, "storage_unavailable"),
+    /// The data directory's disk is full: nothing can be written until space is freed.
+    StorageFull => (507, "storage_full"),
     /// A bug or an unexpected storage failure. Details are logged, not returned.
     Internal => (500, "internal"),
 }

@@ -127,6 +127,18 @@ impl Config {
         if self.server.body_limit < 1024 {
             return Err(ConfigError::invalid("server.body_limit", "must be at least 1024 bytes"));
         }
+        let s = &self.server;
+        for (key, value, min, max) in [
+            ("server.max_connections", s.max_connections, 1, 1 << 20),
+            ("server.header_timeout_seconds", s.header_timeout_seconds as usize, 1, 3600),
+            ("server.max_uri_bytes", s.max_uri_bytes, 256, 64 * 1024),
+            ("server.max_header_bytes", s.max_header_bytes, 1024, 256 * 1024),
+            ("server.max_streams_per_caller", s.max_streams_per_caller, 1, 1 << 20),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::invalid(key, format!("must be from {min} to {max}")));
+            }
+        }
         let levels = ["error", "warn", "info", "debug", "trace", "off"];
         if !levels.contains(&self.logging.level.as_str()) {
             return Err(ConfigError::invalid("logging.level", format!("must be one of {levels:?}")));

@@ -18,6 +18,19 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Seconds to wait for in-flight requests and jobs at shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Most open connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers. The timer runs from the moment a
+    /// connection is idle, so it also closes idle keep-alive connections (and connections
+    /// that send nothing, or a header byte at a time).
+    pub header_timeout_seconds: u64,
+    /// Longest accepted request target (path and query) in bytes; longer: 414.
+    pub max_uri_bytes: usize,
+    /// Most bytes of request headers (names and values); more: 431.
+    pub max_header_bytes: usize,
+    /// Most open WebSocket/SSE streams per caller (API key, user token, or peer address
+    /// when auth is off); more: 429.
+    pub max_streams_per_caller: usize,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +40,11 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             body_limit: 10 * 1024 * 1024,
             shutdown_grace_seconds: 30,
+            max_connections: 8192,
+            header_timeout_seconds: 10,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_streams_per_caller: 256,
         }
     }
 }

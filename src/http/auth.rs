@@ -176,32 +176,62 @@ pub fn check_bind(config: &Config, addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Extracts the credential from `Authorization: Bearer`, or `token`/`access_token` query
-/// parameters (for WebSocket and EventSource clients).
-pub fn credential_of(headers: &axum::http::HeaderMap, query: Option<&str>) -> Option<String> {
+/// True for the routes that serve a stream to clients that cannot set headers (browsers'
+/// `WebSocket` and `EventSource`): WebSockets under `/ws/` and SSE routes ending in
+/// `/events`. Only these accept the credential in the query string.
+pub fn is_stream_route(path: &str) -> bool {
+    path.starts_with("/ws/") || (path.starts_with("/api/") && path.ends_with("/events"))
+}
+
+/// Extracts the credential from `Authorization: Bearer`, or — on stream routes only (see
+/// [`is_stream_route`]) — from the `token`/`access_token` query parameters. Elsewhere a
+/// credential in the URL is ignored: URLs end up in logs, histories and referrers.
+pub fn credential_of(headers: &axum::http::HeaderMap, query: Option<&str>, path: &str) -> Option<String> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))
     {
         return Some(t.trim().to_string());
     }
+    if !is_stream_route(path) {
+        return None;
+    }
     let q = query?;
     form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token" || k == "access_token").map(|(_, v)| v.into_owned())
 }
 
+/// Who holds a stream, for the per-caller stream cap: the API key (a digest prefix, never
+/// the key), the user of a user token, or the peer address when auth is off.
+pub fn caller_id(principal: &Principal, credential: Option<&str>, peer: Option<std::net::IpAddr>) -> String {
+    match (principal, credential) {
+        (Principal::User(u), _) => format!("user:{u}"),
+        (Principal::Admin | Principal::ReadOnly, Some(c)) => format!("key:{}", hex::encode(&digest(c.as_bytes())[..8])),
+        _ => match peer {
+            Some(ip) => format!("peer:{ip}"),
+            None => "peer:unknown".into(),
+        },
+    }
+}
+
+/// POST routes that only read: a read-only key may call them.
+const READ_ONLY_POSTS: &[&str] = &["/api/search"];
+
 /// Whether `principal` may make this request at all; finer per-user checks happen in handlers.
 pub fn authorize(principal: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {
     use axum::http::Method;
-    let read = method == Method::GET || method == Method::HEAD;
+    let read = method == Method::GET || method == Method::HEAD || (method == Method::POST && READ_ONLY_POSTS.contains(&path));
     match principal {
         Principal::Open | Principal::Admin => Ok(()),
         Principal::ReadOnly if read => Ok(()),
         Principal::ReadOnly => Err(ApiError::new(ErrorCode::Forbidden, "this API key is read-only")),
         Principal::User(_) => {
-            // Handlers check that the user in the request is the token's user, and that
-            // sending a notification (POST /api/notifications) needs a service principal.
+            // Handlers check that the user in the request is the token's user, that
+            // sending a notification (POST /api/notifications) needs a service principal,
+            // and that a user acts only on the exports it created.
             let allowed = path.starts_with("/ws/")
                 || (read && path.starts_with("/api/progress/"))
-                || (path.starts_with("/api/notifications") && (read || !path.starts_with("/api/notifications/preferences")));
+                || (path.starts_with("/api/notifications") && (read || !path.starts_with("/api/notifications/preferences")))
+                || path == "/api/exports"
+                || path.starts_with("/api/exports/");
             if allowed {
                 Ok(())
             } else {
@@ -257,6 +287,14 @@ mod tests {
     }
 
     #[test]
+    fn query_credentials_only_on_stream_routes() {
+        let h = axum::http::HeaderMap::new();
+        assert_eq!(credential_of(&h, Some("token=abc"), "/ws/progress").as_deref(), Some("abc"));
+        assert_eq!(credential_of(&h, Some("access_token=abc"), "/api/progress/p1/events").as_deref(), Some("abc"));
+        assert_eq!(credential_of(&h, Some("token=abc"), "/api/jobs"), None, "an admin key in a URL is not accepted on REST routes");
+    }
+
+    #[test]
     fn user_tokens_are_confined() {
         use axum::http::Method;
         let u = Principal::User("bob".into());
@@ -265,5 +303,9 @@ mod tests {
         assert!(authorize(&u, &Method::POST, "/api/jobs").is_err());
         assert!(authorize(&Principal::ReadOnly, &Method::POST, "/api/jobs").is_err());
         assert!(authorize(&Principal::ReadOnly, &Method::GET, "/api/jobs").is_ok());
+        assert!(authorize(&Principal::ReadOnly, &Method::POST, "/api/search").is_ok(), "a search is a read");
+        assert!(authorize(&Principal::ReadOnly, &Method::POST, "/api/search/index").is_err());
+        assert!(authorize(&u, &Method::GET, "/api/exports/abc").is_ok(), "handlers check the export's owner");
+        assert!(authorize(&u, &Method::GET, "/api/transcripts/abc").is_err());
     }
 }

@@ -7,8 +7,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod serve;
 mod system;
 
 pub mod cache;
@@ -23,12 +25,12 @@ use crate::error::{ApiError, ErrorCode};
 use auth::{Authenticator, Principal};
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::any,
 };
-use std::future::Future;
+use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,12 +38,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-/// What every handler receives: the app and the authenticator.
+pub use serve::serve;
+
+/// What every handler receives: the app, the authenticator and the stream slots.
 pub struct ServerState {
     /// Every service.
     pub app: Arc<App>,
     /// Credential checks.
     pub auth: Authenticator,
+    /// Open WebSocket/SSE streams per caller.
+    pub streams: limits::StreamSlots,
 }
 
 impl Deref for ServerState {
@@ -66,7 +72,10 @@ const MODULE_PREFIXES: &[(&str, &[&str])] = &[
 
 /// The full router with its OpenAPI document.
 pub fn router(app: Arc<App>) -> Router {
-    let state: AppState = Arc::new(ServerState { auth: Authenticator::new(&app.config), app });
+    let server = &app.config.server;
+    let head = limits::HeadLimits { max_uri_bytes: server.max_uri_bytes, max_header_bytes: server.max_header_bytes };
+    let streams = limits::StreamSlots::new(server.max_streams_per_caller);
+    let state: AppState = Arc::new(ServerState { auth: Authenticator::new(&app.config), streams, app });
     let (router, api) = api_router(&state).split_for_parts();
     let api = openapi::finish(api);
     let spec = Arc::new(serde_json::to_vec_pretty(&api).expect("openapi serializes"));
@@ -83,6 +92,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit))
+        .layer(middleware::from_fn_with_state(head, limits::guard_head))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -131,7 +141,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         req.extensions_mut().insert(Principal::Open);
         return next.run(req).await;
     }
-    let credential = auth::credential_of(req.headers(), req.uri().query());
+    let credential = auth::credential_of(req.headers(), req.uri().query(), path);
     let principal = match state.auth.authenticate(credential.as_deref()) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -139,6 +149,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     if let Err(e) = auth::authorize(&principal, req.method(), path) {
         return e.into_response();
     }
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    req.extensions_mut().insert(limits::Caller(auth::caller_id(&principal, credential.as_deref(), peer)));
     req.extensions_mut().insert(principal);
     next.run(req).await
 }
@@ -154,31 +166,4 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     ::metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     resp
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests,
-/// stops background work and lets the writer flush. Tests call this on `127.0.0.1:0`.
-pub async fn serve<F>(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: F) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let _ = crate::telemetry::recorder();
-    metrics::describe_once();
-    let router = router(app.clone());
-    let token = app.background().shutdown.clone();
-    let signal = {
-        let token = token.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown => {},
-                _ = token.cancelled() => {},
-            }
-            // Long-lived streams (WebSocket, SSE) watch this token and close.
-            token.cancel();
-        }
-    };
-    let result =
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(signal).await;
-    app.shutdown().await;
-    result
 }

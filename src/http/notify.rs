@@ -4,6 +4,7 @@
 //! Authorisation: sending needs a service principal (an API key, or auth off); a user
 //! token may only read and change its own user's feed and open its own WebSocket.
 
+use super::limits::StreamPermit;
 use super::{
     AppState,
     auth::Principal,
@@ -305,6 +306,7 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 async fn ws(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
+    permit: StreamPermit,
     Query(q): Query<WsParams>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
@@ -314,7 +316,10 @@ async fn ws(
     // Subscribe before answering so that nothing sent after the handshake is missed.
     let rx = s.events.subscribe();
     let unread = s.notify.unread_count(&q.user_id).await?;
-    Ok(upgrade.on_upgrade(move |socket| run_socket(socket, s, q.user_id, unread, rx)))
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        run_socket(socket, s, q.user_id, unread, rx).await;
+        drop(permit);
+    }))
 }
 
 fn frame(event: &str, data: &serde_json::Value) -> Message {

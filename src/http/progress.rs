@@ -5,6 +5,7 @@
 //! Authorisation: API keys (and auth off) may do everything their scope allows; a user
 //! token may read a progress by id and subscribe to specific ids (not `*`).
 
+use super::limits::StreamPermit;
 use super::{
     AppState,
     auth::Principal,
@@ -222,20 +223,21 @@ fn new_feed(s: &AppState) -> Feed {
 #[utoipa::path(get, path = "/api/progress/{id}/events", tag = "progress", params(("id" = String, Path, description = "Progress id")),
     responses((status = 200, description = "An event stream of Progress objects", content_type = "text/event-stream"),
         (status = 404, body = crate::error::ErrorBody)))]
-async fn events(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn events(State(s): State<AppState>, permit: StreamPermit, Path(id): Path<String>) -> ApiResult<Response> {
     // Subscribe before reading the state so that no change in between is missed.
     let mut feed = new_feed(&s);
     s.progress.get(&id).await?;
     feed.subscribe(&id);
     let shutdown = s.background().shutdown.clone();
-    let stream = futures::stream::unfold(Some((feed, shutdown)), |state| async move {
-        let (mut feed, shutdown) = state?;
+    // The stream holds the permit: the caller's slot is free again when the stream ends.
+    let stream = futures::stream::unfold(Some((feed, shutdown, permit)), |state| async move {
+        let (mut feed, shutdown, permit) = state?;
         let msg = tokio::select! {
             _ = shutdown.cancelled() => None,
             m = feed.next() => m,
         }?;
         let ev = SseEvent::default().event(msg.topic.as_str()).id(msg.version.to_string()).data(msg.data().to_string());
-        let next = if msg.is_terminal() { None } else { Some((feed, shutdown)) };
+        let next = if msg.is_terminal() { None } else { Some((feed, shutdown, permit)) };
         Some((Ok::<_, Infallible>(ev), next))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
@@ -270,6 +272,7 @@ struct WsCommand {
 async fn ws(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
+    permit: StreamPermit,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     if !s.config.progress.websocket {
@@ -277,7 +280,10 @@ async fn ws(
     }
     let upgrade = upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))?;
     let feed = new_feed(&s);
-    Ok(upgrade.on_upgrade(move |socket| run_socket(socket, s, p, feed)))
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        run_socket(socket, s, p, feed).await;
+        drop(permit);
+    }))
 }
 
 fn frame(event: &str, data: serde_json::Value) -> Message {

@@ -6,6 +6,7 @@ mod common;
 mod cache;
 mod export;
 mod foundation;
+mod hardening;
 mod jobs;
 mod notify;
 mod progress;
