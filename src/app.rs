@@ -28,7 +28,7 @@ use crate::{
     notify::Notifications,
     progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, config::ProgressStoreKind},
     search::SearchService,
-    store::{Store, StoreError},
+    store::{Health, Store, StoreError, StoreOptions},
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +85,7 @@ pub struct App {
 pub struct AppBuilder {
     config: Config,
     clock: SharedClock,
+    store: Option<Store>,
     events: Option<Arc<dyn EventTransport>>,
     progress: Option<Arc<dyn ProgressStorage>>,
     cache_l2: Option<Arc<dyn CacheBackend>>,
@@ -94,6 +95,13 @@ impl AppBuilder {
     /// The clock every module reads (tests advance a `ManualClock`).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// An already opened store (default: `<server.data_dir>/hearth.redb`), e.g. one on a
+    /// custom redb storage backend.
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -119,15 +127,19 @@ impl AppBuilder {
     /// Opens the store in `config.server.data_dir`, builds every service and starts their
     /// background tasks (workers, sweepers, schedulers, webhook delivery).
     pub async fn build(self) -> Result<Arc<App>, AppError> {
-        let AppBuilder { config, clock, events, progress, cache_l2 } = self;
+        let AppBuilder { config, clock, store, events, progress, cache_l2 } = self;
         // The metrics recorder must exist before modules describe their metrics.
         let _ = crate::telemetry::recorder();
         let data_dir = config.server.data_dir.clone();
-        let store = {
-            let dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || Store::open(&dir))
-                .await
-                .map_err(|e| AppError::Module { module: "store", message: e.to_string() })??
+        let store = match store {
+            Some(s) => s,
+            None => {
+                let dir = data_dir.clone();
+                let options = StoreOptions { min_free_bytes: config.server.min_free_disk_bytes, ..StoreOptions::default() };
+                tokio::task::spawn_blocking(move || Store::open_with(&dir, options))
+                    .await
+                    .map_err(|e| AppError::Module { module: "store", message: e.to_string() })??
+            }
         };
         let events = match events {
             Some(t) => EventBus::with_transport(t),
@@ -184,7 +196,7 @@ impl App {
     /// A builder for an app on `config`, with the system clock and the backends the
     /// configuration selects until told otherwise.
     pub fn builder(config: Config) -> AppBuilder {
-        AppBuilder { config, clock: Arc::new(SystemClock), events: None, progress: None, cache_l2: None }
+        AppBuilder { config, clock: Arc::new(SystemClock), store: None, events: None, progress: None, cache_l2: None }
     }
 
     /// Opens the store in `config.server.data_dir`, builds every service and starts their
@@ -208,7 +220,15 @@ impl App {
         let mut r = BTreeMap::new();
         let m = &self.config.modules;
         let on = |enabled: bool, f: &dyn Fn() -> Readiness| if enabled { f() } else { Readiness::unavailable("disabled in configuration") };
-        r.insert("store", Readiness::ready());
+        r.insert(
+            "store",
+            match self.store.health() {
+                Health::Ok => Readiness::ready(),
+                Health::Full(why) => Readiness::degraded(format!("writes refused: {why}; reads work")),
+                Health::Failing(why) => Readiness::degraded(format!("the last write failed: {why}; reads work")),
+                Health::Unavailable(why) => Readiness::unavailable(why),
+            },
+        );
         r.insert("progress", on(m.progress.enabled, &Readiness::ready));
         r.insert("job_queue", on(m.job_queue.enabled, &Readiness::ready));
         r.insert("notification", on(m.notification.enabled, &Readiness::ready));

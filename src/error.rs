@@ -157,8 +157,15 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl From<crate::store::StoreError> for ApiError {
+    /// A full disk is 507 and an I/O error 503, both with the reason (retry later); any
+    /// other storage failure is a 500 whose details are only logged.
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e)
+        use crate::store::StoreError;
+        match e {
+            StoreError::Full(reason) => ApiError::new(ErrorCode::StorageFull, format!("the write was not made: {reason}")),
+            StoreError::Unavailable(reason) => ApiError::new(ErrorCode::StorageUnavailable, format!("storage is unavailable: {reason}")),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -47,7 +47,7 @@ impl From<CacheError> for ApiError {
             CacheError::TooLarge(message) => ApiError::too_large("value", message),
             CacheError::Factory(e) => ApiError::internal(format!("cache factory: {e:#}")),
             CacheError::Decode(m) => ApiError::internal(format!("cache decode: {m}")),
-            CacheError::Store(e) => ApiError::internal(e),
+            CacheError::Store(e) => ApiError::from(e),
             CacheError::Backend(m) => ApiError::unavailable(format!("cache backend unavailable: {m}")),
         }
     }

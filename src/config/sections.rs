@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// Most open WebSocket/SSE streams per caller (API key, user token, or peer address
     /// when auth is off); more: 429.
     pub max_streams_per_caller: usize,
+    /// Writes are refused (507 `storage_full`) while the data directory's filesystem has
+    /// less free space than this; reads keep working. 0 disables the check.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             max_streams_per_caller: 256,
+            min_free_disk_bytes: 32 * 1024 * 1024,
         }
     }
 }

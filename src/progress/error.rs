@@ -43,7 +43,7 @@ impl From<ProgressError> for ApiError {
             ProgressError::Invalid { field, message } => ApiError::invalid(field, message),
             ProgressError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             ProgressError::AlreadyExists(id) => ApiError::conflict(format!("progress '{id}' already exists")),
-            ProgressError::Store(s) => ApiError::internal(s),
+            ProgressError::Store(s) => ApiError::from(s),
         }
     }
 }

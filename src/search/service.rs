@@ -285,7 +285,7 @@ impl SearchService {
             }
         };
         let result = (|| -> Result<(), SearchError> {
-            let txn = inner.store.database().begin_read().map_err(crate::store::StoreError::from)?;
+            let txn = inner.store.database()?.begin_read().map_err(crate::store::StoreError::from)?;
             let seq = sstore::read_seq(&txn)?;
             let rebuild_keyword = seq != kw.opened_seq;
             let mut ops = Vec::new();
@@ -328,7 +328,7 @@ impl SearchService {
         let model = embedder.model_id().to_string();
         let mut todo: Vec<(String, DocRecord)> = Vec::new();
         let listed = (|| -> Result<(), SearchError> {
-            let txn = self.inner.store.database().begin_read().map_err(crate::store::StoreError::from)?;
+            let txn = self.inner.store.database()?.begin_read().map_err(crate::store::StoreError::from)?;
             sstore::for_each_doc(&txn, |id, rec, _| {
                 if rec.model != model && !rec.chunks.is_empty() {
                     todo.push((id, rec));
@@ -494,7 +494,7 @@ impl SearchService {
         // Vectors of chunks already stored under the same model, keyed by content hash.
         let mut cache: HashMap<[u8; 16], Vec<f32>> = HashMap::new();
         if embedder.is_some() {
-            let txn = self.inner.store.database().begin_read().map_err(crate::store::StoreError::from)?;
+            let txn = self.inner.store.database()?.begin_read().map_err(crate::store::StoreError::from)?;
             for d in &docs {
                 if let Some(old) = sstore::get_doc(&txn, &d.id)?
                     && old.model == model_id
@@ -716,7 +716,7 @@ impl SearchService {
             let docs = self.inner.docs.read();
             picked.iter().filter_map(|f| docs.by_num.get(&f.doc).map(|m| (f.doc, m.id.clone(), m.metadata.clone()))).collect()
         };
-        let txn = self.inner.store.database().begin_read().map_err(crate::store::StoreError::from)?;
+        let txn = self.inner.store.database()?.begin_read().map_err(crate::store::StoreError::from)?;
         let mut out = Vec::with_capacity(ids.len());
         for (f, (num, id, metadata)) in picked.iter().filter(|f| ids.iter().any(|x| x.0 == f.doc)).zip(ids.iter()) {
             debug_assert_eq!(f.doc, *num);

@@ -9,11 +9,15 @@
 //!   `redb::TableDefinition`s; values are encoded with [`codec`].
 
 pub mod codec;
+pub mod fault;
+mod health;
 pub mod probe;
 mod writer;
 
+pub use health::Health;
 pub use writer::{MAX_BATCH, WriterStats};
 
+use health::Slot;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,12 +40,18 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("store is closed")]
     Closed,
+    /// The disk is full; writes are refused until space is freed (HTTP 507).
+    #[error("storage full: {0}")]
+    Full(String),
+    /// An I/O error; the database is being re-opened (HTTP 503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+            fn from(e: $t) -> Self { health::classify(redb::Error::from(e)) }
         }
     )*};
 }
@@ -55,9 +65,25 @@ pub const DB_FILE: &str = "hearth.redb";
 /// drop returns, so the same directory can be opened again at once (an in-process restart).
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    slot: Arc<Slot>,
     writer: Arc<WriterOwner>,
     path: PathBuf,
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Writes are refused (HTTP 507) while the data directory's filesystem has less free
+    /// space than this, so a full disk is met before redb fails a commit (0: no check).
+    pub min_free_bytes: u64,
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { min_free_bytes: 32 * 1024 * 1024, cache_bytes: 64 * 1024 * 1024 }
+    }
 }
 
 /// Owns the writer's channel and thread; dropping it drains and joins the writer.
@@ -91,15 +117,41 @@ impl Store {
     /// Fails with a clear message, leaving files untouched, when the directory cannot be
     /// created or the file is not a readable redb database.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// As [`Store::open`] with explicit options.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create data dir {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
-            .create(&path)
-            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
-        let db = Arc::new(db);
-        let (writer, join) = writer::start(db.clone(), 64 * 1024);
-        Ok(Store { db, writer: Arc::new(WriterOwner { handle: Some(writer), join: Some(join) }), path })
+        let (file, cache) = (path.clone(), options.cache_bytes);
+        let opener = move || {
+            Database::builder()
+                .set_cache_size(cache)
+                .create(&file)
+                .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", file.display())))
+        };
+        Store::start(dir, path, Box::new(opener), options.min_free_bytes)
+    }
+
+    /// Opens a store on a custom redb storage backend that `make` builds; `make` runs again
+    /// whenever the database is re-opened after an I/O error. Fault-injection tests use it
+    /// with [`fault::FaultyFile`].
+    pub fn open_with_backend<B, F>(dir: &Path, options: StoreOptions, make: F) -> Result<Store, StoreError>
+    where
+        B: redb::StorageBackend,
+        F: Fn() -> Result<B, StoreError> + Send + Sync + 'static,
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("cannot create data dir {}: {e}", dir.display())))?;
+        let cache = options.cache_bytes;
+        let opener = move || Database::builder().set_cache_size(cache).create_with_backend(make()?).map_err(StoreError::from);
+        Store::start(dir, dir.join(DB_FILE), Box::new(opener), options.min_free_bytes)
+    }
+
+    fn start(dir: &Path, path: PathBuf, opener: health::Opener, min_free_bytes: u64) -> Result<Store, StoreError> {
+        let slot = Arc::new(Slot::open(opener, dir.to_path_buf(), min_free_bytes)?);
+        let (writer, join) = writer::start(slot.clone(), 64 * 1024);
+        Ok(Store { slot, writer: Arc::new(WriterOwner { handle: Some(writer), join: Some(join) }), path })
     }
 
     /// Path of the database file.
@@ -107,9 +159,15 @@ impl Store {
         &self.path
     }
 
+    /// What the store can do right now (disk full, I/O errors).
+    pub fn health(&self) -> Health {
+        self.slot.health()
+    }
+
     /// The underlying database, for code that needs redb directly (benchmarks, migrations).
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
+    /// It may be replaced after an I/O error: take it per use, do not keep it.
+    pub fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.slot.database()
     }
 
     /// Counters of the group-commit writer.
@@ -155,9 +213,9 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, E> + Send + 'static,
     {
-        let db = self.db.clone();
+        let slot = self.slot.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(StoreError::from)?;
+            let txn = slot.database()?.begin_read().map_err(StoreError::from)?;
             op(&txn)
         })
         .await
@@ -171,7 +229,7 @@ impl Store {
         E: From<StoreError>,
         F: FnOnce(&ReadTransaction) -> Result<T, E>,
     {
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let txn = self.slot.database()?.begin_read().map_err(StoreError::from)?;
         op(&txn)
     }
 
@@ -224,7 +282,7 @@ mod tests {
         assert_eq!(n, 500);
         let commits = store.writer_stats().commits.load(std::sync::atomic::Ordering::Relaxed);
         assert!(commits < 500, "expected batching, got {commits} commits for 500 writes");
-        let _ = ReadableDatabase::begin_read(&**store.database());
+        let _ = ReadableDatabase::begin_read(&*store.database().unwrap());
     }
 
     #[tokio::test]
@@ -260,6 +318,71 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let v = store.read_now(|txn| -> Result<Option<u64>, StoreError> { Ok(txn.open_table(T)?.get(7)?.map(|v| v.value())) }).unwrap();
         assert_eq!(v, Some(49));
+    }
+
+    async fn put(store: &Store, k: u64) -> Result<(), StoreError> {
+        store
+            .write(move |txn| -> Result<(), StoreError> {
+                txn.open_table(T)?.insert(k, k)?;
+                Ok(())
+            })
+            .await
+    }
+
+    fn get(store: &Store, k: u64) -> Result<Option<u64>, StoreError> {
+        store.read_now(|txn| -> Result<Option<u64>, StoreError> { Ok(txn.open_table(T)?.get(k)?.map(|v| v.value())) })
+    }
+
+    #[tokio::test]
+    async fn storage_faults_are_classified_and_heal_without_a_restart() {
+        use fault::{Fault, FaultSwitch, FaultyFile};
+        let dir = tempfile::tempdir().unwrap();
+        let switch = FaultSwitch::default();
+        let opts = StoreOptions { min_free_bytes: 0, ..StoreOptions::default() };
+        let store = Store::open_with_backend(dir.path(), opts, FaultyFile::maker(dir.path(), switch.clone())).unwrap();
+        put(&store, 1).await.unwrap();
+
+        for (fault, status, what) in [(Fault::DiskFull, 507, "disk full"), (Fault::IoError, 503, "I/O error")] {
+            switch.set(fault);
+            let err = put(&store, 2).await.unwrap_err();
+            assert_eq!(crate::error::ApiError::from(err.clone()).status(), status, "a {what} is answered {status}: {err:?}");
+            assert_ne!(store.health(), Health::Ok, "health names the {what}");
+            // redb must write to re-open a database after an I/O error, so while the fault
+            // lasts reads may be unavailable too (503, never a wrong answer).
+            match get(&store, 1) {
+                Ok(v) => assert_eq!(v, Some(1)),
+                Err(e) => assert_eq!(crate::error::ApiError::from(e).status(), 503),
+            }
+            // The fault clears: writes work again without a restart.
+            switch.set(Fault::None);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while put(&store, 2).await.is_err() {
+                assert!(std::time::Instant::now() < deadline, "writes must resume once the {what} clears");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert_eq!(store.health(), Health::Ok);
+            assert_eq!(get(&store, 1).unwrap(), Some(1));
+            assert_eq!(get(&store, 2).unwrap(), Some(2));
+        }
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!((get(&store, 1).unwrap(), get(&store, 2).unwrap()), (Some(1), Some(2)), "every acknowledged write survived");
+    }
+
+    #[tokio::test]
+    async fn too_little_free_space_refuses_writes_and_keeps_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        put(&store, 1).await.unwrap();
+        drop(store);
+        // The same data on a disk with less free space than the store keeps.
+        let store = Store::open_with(dir.path(), StoreOptions { min_free_bytes: u64::MAX, ..StoreOptions::default() }).unwrap();
+        let err = put(&store, 2).await.unwrap_err();
+        assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+        assert_eq!(crate::error::ApiError::from(err).code, crate::error::ErrorCode::StorageFull);
+        assert!(matches!(store.health(), Health::Full(_)));
+        assert_eq!(get(&store, 1).unwrap(), Some(1), "reads work while writes are refused");
+        assert_eq!(get(&store, 2).unwrap(), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! batch receives [`StoreError::Aborted`].
 
 use super::StoreError;
+use super::health::Slot;
 use redb::{Database, Durability, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub(crate) struct WriterHandle {
 }
 
 /// Starts the writer thread. It exits once every handle is dropped and the queue is drained.
-pub(crate) fn start(db: Arc<Database>, queue: usize) -> (WriterHandle, std::thread::JoinHandle<()>) {
+pub(crate) fn start(db: Arc<Slot>, queue: usize) -> (WriterHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Box<dyn WriteOp>>(queue.max(1));
     let stats = Arc::new(WriterStats::default());
     let thread_stats = stats.clone();
@@ -107,7 +108,7 @@ pub(crate) fn start(db: Arc<Database>, queue: usize) -> (WriterHandle, std::thre
     (WriterHandle { tx, stats }, join)
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, stats: Arc<WriterStats>) {
+fn run(slot: Arc<Slot>, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, stats: Arc<WriterStats>) {
     let mut batch: Vec<Box<dyn WriteOp>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -118,7 +119,10 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, stats: Arc<W
             }
         }
         let n = batch.len() as u64;
-        let outcome = commit_batch(&db, &mut batch);
+        // A full disk or a database being re-opened fails the batch without touching
+        // redb; a storage failure during the commit re-opens it (see `health.rs`).
+        let outcome = slot.before_commit().and_then(|db| commit_batch(&db, &mut batch));
+        slot.after_commit(&outcome);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(n, Ordering::Relaxed);
         for op in batch.drain(..) {
@@ -128,7 +132,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, stats: Arc<W
 }
 
 fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteOp>]) -> Result<(), StoreError> {
-    let mut txn = db.begin_write().map_err(|e| StoreError::Db(e.to_string()))?;
+    let mut txn = db.begin_write().map_err(StoreError::from)?;
     txn.set_durability(Durability::Immediate).map_err(|e| StoreError::Db(e.to_string()))?;
     let applied = catch_unwind(AssertUnwindSafe(|| {
         for op in batch.iter_mut() {
@@ -140,5 +144,5 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteOp>]) -> Result<(), Sto
         let _ = txn.abort();
         return Err(StoreError::Aborted);
     }
-    txn.commit().map_err(|e| StoreError::Db(e.to_string()))
+    txn.commit().map_err(StoreError::from)
 }

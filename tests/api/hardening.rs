@@ -130,3 +130,146 @@ async fn credentials_in_urls_count_only_on_stream_routes_and_search_is_a_read() 
     let r = c.post(s.url("/api/search/index")).bearer_auth(READER).json(&json!({"id": "d", "content": "x"})).send().await.unwrap();
     assert_eq!(r.status(), 403, "a read-only key may not index");
 }
+
+/// A real small filesystem (tmpfs) for disk-full tests, when this process may mount one
+/// (root on Linux); `None` otherwise, and the test says it was skipped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(megabytes: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the fault-injection tests in src/store cover this");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem until `leave` bytes are free; returns the filler's path.
+    fn fill_leaving(&self, leave: u64) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let free = fs4::available_space(self.path()).unwrap();
+        let f = std::fs::File::create(&filler).unwrap();
+        f.set_len(0).unwrap();
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(f);
+        let chunk = vec![7u8; 1 << 16];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if w.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = w.flush();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+async fn enqueue(s: &TestServer, n: usize, payload_bytes: usize) -> (u16, serde_json::Value) {
+    s.post("/api/jobs", json!({"name": "fill", "queue": "q", "payload": {"n": n, "pad": "x".repeat(payload_bytes)}})).await
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_when_space_is_freed() {
+    let Some(fs) = Tmpfs::mount(64) else { return };
+    let data = fs.path().join("data");
+    let s = TestServer::start_in(&data, |c| {
+        c.server.min_free_disk_bytes = 8 << 20;
+        c.job_queue.workers.clear();
+        c.modules.search.enabled = false;
+    })
+    .await;
+    let (st, first) = enqueue(&s, 0, 10).await;
+    assert_eq!(st, 201, "{first}");
+    let id = first["job_id"].as_str().unwrap().to_string();
+
+    let filler = fs.fill_leaving(4 << 20);
+    let (st, body) = enqueue(&s, 1, 10).await;
+    assert_eq!(assert_error(st, &body, 507), "storage_full");
+    let (st, _) = s.get(&format!("/api/jobs/{id}")).await;
+    assert_eq!(st, 200, "reads keep working while the disk is full");
+    let (st, ready) = s.get("/readyz").await;
+    assert_eq!(st, 200, "a full disk degrades hearth; it still serves reads: {ready}");
+    assert_eq!(ready["modules"]["store"]["status"], "degraded");
+    assert!(ready["modules"]["store"]["reason"].as_str().unwrap().contains("full"), "{ready}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, body) = enqueue(&s, 2, 10).await;
+        if st == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes must resume once space is freed, got {st} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, ready) = s.get("/readyz").await;
+    assert_eq!(ready["modules"]["store"]["status"], "ready");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn redb_running_out_of_space_mid_commit_loses_nothing_acknowledged_and_recovers() {
+    let Some(fs) = Tmpfs::mount(48) else { return };
+    let data = fs.path().join("data");
+    let tweak = |c: &mut hearth::Config| {
+        // No margin: redb itself meets ENOSPC.
+        c.server.min_free_disk_bytes = 0;
+        c.job_queue.workers.clear();
+        c.modules.search.enabled = false;
+    };
+    let s = TestServer::start_in(&data, tweak).await;
+    let filler = fs.fill_leaving(3 << 20);
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..400 {
+        let (st, body) = enqueue(&s, n, 32 * 1024).await;
+        match st {
+            201 => acknowledged.push(body["job_id"].as_str().unwrap().to_string()),
+            507 | 503 => {
+                refused = Some(st);
+                break;
+            }
+            other => panic!("a full disk must answer 507 or 503, never {other}: {body}"),
+        }
+    }
+    assert!(refused.is_some(), "the disk never filled ({} jobs written)", acknowledged.len());
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, body) = enqueue(&s, 999, 10).await;
+        if st == 201 {
+            acknowledged.push(body["job_id"].as_str().unwrap().to_string());
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes must resume once space is freed, got {st} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.stop().await;
+    let s = TestServer::start_in(&data, tweak).await;
+    for id in &acknowledged {
+        let (st, _) = s.get(&format!("/api/jobs/{id}")).await;
+        assert_eq!(st, 200, "acknowledged job {id} was lost");
+    }
+    s.stop().await;
+}
