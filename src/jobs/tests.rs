@@ -206,7 +206,7 @@ async fn a_restart_makes_running_jobs_ready_again_and_keeps_everything_acknowled
     assert_eq!(f.q.get_status(&b).await.unwrap().status, JobStatus::Pending);
     assert_eq!(f.q.get_status(&c).await.unwrap().status, JobStatus::Scheduled);
     assert_eq!(f.claim(5).await.into_iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
-    assert!(f.q.queues().iter().any(|q| q.name == "other" && q.paused));
+    assert!(f.q.queues().await.unwrap().iter().any(|q| q.name == "other" && q.paused));
     let next = f.q.enqueue(req(5)).await.unwrap().job_id;
     assert!(f.q.get_status(&next).await.unwrap().seq > f.q.get_status(&c).await.unwrap().seq, "sequence continues after restart");
 }
@@ -272,7 +272,7 @@ async fn schedules_fire_once_per_slot_and_coalesce_missed_runs() {
     let jobs = f.q.list(ListQuery::default()).await.unwrap().jobs;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, format!("schedule:nightly:{}", Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap().timestamp()));
-    assert_eq!(f.q.schedule("nightly").unwrap().next_run, Some(Utc.with_ymd_and_hms(2026, 3, 5, 3, 0, 0).unwrap()));
+    assert_eq!(f.q.schedule("nightly").await.unwrap().next_run, Some(Utc.with_ymd_and_hms(2026, 3, 5, 3, 0, 0).unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
