@@ -171,7 +171,7 @@ pub enum Cancelled {
     /// The job is running: `cancel_requested` is recorded (heartbeats report it) and the
     /// run's end will make the job `cancelled`. The job as it is now.
     Requested(Job),
-    /// The waiting job ended cancelled (one result, plus its cascade).
+    /// The waiting job ended cancelled (one `Ok` result, plus its cascade).
     Ended(Finished),
 }
 
@@ -290,7 +290,8 @@ pub trait JobBroker: Send + Sync + 'static {
     fn finish(&self, ends: Vec<RunEnd>, now: DateTime<Utc>) -> impl Future<Output = Finished> + Send;
 
     /// Cancels a job: a waiting one ends `cancelled` with `reason` (and its dependants with
-    /// it); a running one gets `cancel_requested`. A final job is a conflict.
+    /// it); a running one gets `cancel_requested`. A final job (or one being updated) is a
+    /// [`JobError::Conflict`]; an unknown one [`JobError::NotFound`].
     fn cancel(&self, id: &str, reason: &str, now: DateTime<Utc>) -> impl Future<Output = Result<Cancelled, JobError>> + Send;
 
     /// Makes a `failed` job ready now, or revives a `dead` or `cancelled` one with its

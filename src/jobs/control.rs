@@ -13,14 +13,15 @@ impl JobQueue {
     /// cancelled job is a no-op; a completed or dead job is a conflict.
     pub async fn cancel(&self, id: &str) -> Result<Job, JobError> {
         let now = self.now();
-        let finished = match self.shared.broker.cancel(id, "cancelled by request", now).await? {
-            Cancelled::Requested(job) => {
+        let ended = match self.shared.broker.cancel(id, "cancelled by request", now).await {
+            Ok(Cancelled::Requested(job)) => {
                 self.signal_run(&job);
                 return Ok(job);
             }
-            Cancelled::Ended(f) => f,
+            Ok(Cancelled::Ended(f)) => self.report_finished(f, now).await.pop().expect("one result per cancel"),
+            Err(e) => Err(e),
         };
-        match self.report_finished(finished, now).await.pop().expect("one result per cancel") {
+        match ended {
             Ok(e) => Ok(*e.job),
             Err(JobError::Conflict(_)) => {
                 let job = self.get_status(id).await?;

@@ -60,7 +60,14 @@ impl EmbeddedBroker {
             }
         }
         let end = End { id: id.to_string(), outcome: Outcome::Cancel(reason.to_string()), running: None };
-        Ok(Cancelled::Ended(self.finish_ends(vec![end], now).await))
+        let mut f = self.finish_ends(vec![end], now).await;
+        match f.results.pop().expect("one result per end") {
+            Ok(e) => {
+                f.results.push(Ok(e));
+                Ok(Cancelled::Ended(f))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// See [`crate::jobs::JobBroker::retry`].

@@ -234,3 +234,63 @@ impl JobBroker for EmbeddedBroker {
         self.fired(next, slot).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::Broker;
+    use crate::jobs::conformance::{self, Harness};
+
+    /// Embedded brokers on real redb stores in temp dirs.
+    #[derive(Default)]
+    struct Redb {
+        dir: Option<tempfile::TempDir>,
+    }
+
+    impl Redb {
+        fn open(&self, now: DateTime<Utc>) -> EmbeddedBroker {
+            let store = Store::open(self.dir.as_ref().expect("a fresh store first").path()).expect("open the store");
+            let (b, loaded) = EmbeddedBroker::open(store, now);
+            loaded.expect("the index loads");
+            b
+        }
+    }
+
+    impl Harness<EmbeddedBroker> for Redb {
+        async fn fresh(&mut self, now: DateTime<Utc>) -> EmbeddedBroker {
+            self.dir = Some(tempfile::tempdir().expect("temp dir"));
+            self.open(now)
+        }
+
+        async fn reopen(&mut self, broker: EmbeddedBroker, now: DateTime<Utc>) -> EmbeddedBroker {
+            // The last store handle closes the database (its writer is joined) on drop.
+            drop(broker);
+            self.open(now)
+        }
+    }
+
+    /// The same brokers behind `Broker::Custom`, to check the boxed-future dispatch too.
+    #[derive(Default)]
+    struct Boxed(Redb);
+
+    impl Harness<Broker> for Boxed {
+        async fn fresh(&mut self, now: DateTime<Utc>) -> Broker {
+            Broker::custom(self.0.fresh(now).await)
+        }
+
+        async fn reopen(&mut self, broker: Broker, now: DateTime<Utc>) -> Broker {
+            drop(broker);
+            Broker::custom(self.0.open(now))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_broker_passes_the_conformance_suite() {
+        conformance::run(Redb::default()).await;
+    }
+
+    #[tokio::test]
+    async fn a_boxed_broker_passes_the_conformance_suite() {
+        conformance::run(Boxed::default()).await;
+    }
+}
