@@ -7,7 +7,8 @@
 //! index) by default, or another one (e.g. Redis, shared by several hearth nodes) through
 //! [`super::JobQueue::with_broker`].
 //!
-//! Invariants every implementation keeps (checked by [`super::conformance`]):
+//! Invariants every implementation keeps (checked by the conformance suite,
+//! `jobs/conformance/`):
 //! - **Durable before acknowledged.** Every method that changes state returns only once
 //!   the change is durable; an error means nothing of it was applied. An enqueue batch is
 //!   all or nothing; in a finish batch each end succeeds or fails on its own.
