@@ -39,6 +39,7 @@ pub(super) async fn tick(q: &JobQueue) {
 /// deadline.
 async fn pass(q: &JobQueue) -> Option<DateTime<Utc>> {
     let now = q.now();
+    q.drop_stale_signals(now - Duration::minutes(1));
     let next_job = match q.shared.broker.tick(now).await {
         Ok(t) => {
             q.shared.notify_ready(&t.ready);

@@ -104,10 +104,17 @@ pub(crate) struct Handlers {
     pub names: Arc<[String]>,
 }
 
-/// The cancellation signals of this process's in-process runs, by job id, with the
-/// attempt they belong to (a cancel may arrive before its run registered: the run then
-/// takes the signal already given).
-type Runs = HashMap<String, (u32, CancellationToken), foldhash::fast::RandomState>;
+/// The cancellation signal of one in-process run of this process. A cancel may arrive
+/// between the claim and the run's registration: the run then takes the signal already
+/// given, if it is for the same run (attempt and start).
+pub(crate) struct RunSignal {
+    pub attempt: u32,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub token: CancellationToken,
+}
+
+/// The signals of this process's in-process runs, by job id.
+type Runs = HashMap<String, RunSignal, foldhash::fast::RandomState>;
 
 /// State shared by every clone of the queue.
 pub(crate) struct Shared {

@@ -5,7 +5,7 @@
 use super::broker::{Ended, Finished, Ready};
 use super::metrics::{self, Step};
 use super::model::{Job, JobStatus};
-use super::{JobQueue, Shared};
+use super::{JobQueue, RunSignal, Shared};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -144,16 +144,16 @@ impl JobQueue {
         }
     }
 
-    /// The cancellation signal of an in-process run of attempt `attempt` (one given
-    /// before the run registered is kept).
-    pub(super) fn run_signal(&self, id: &str, attempt: u32) -> CancellationToken {
+    /// The cancellation signal of the in-process run of `job` (as claimed); one given
+    /// before the run registered is taken over.
+    pub(super) fn run_signal(&self, job: &Job) -> CancellationToken {
         let mut runs = self.shared.runs.lock();
-        match runs.get(id) {
-            Some((a, t)) if *a == attempt => t.clone(),
+        match runs.get(&job.id) {
+            Some(s) if s.attempt == job.attempts && s.started_at == job.started_at => s.token.clone(),
             _ => {
-                let t = CancellationToken::new();
-                runs.insert(id.to_string(), (attempt, t.clone()));
-                t
+                let token = CancellationToken::new();
+                runs.insert(job.id.clone(), RunSignal { attempt: job.attempts, started_at: job.started_at, token: token.clone() });
+                token
             }
         }
     }
@@ -166,13 +166,20 @@ impl JobQueue {
         }
         let mut runs = self.shared.runs.lock();
         match runs.get(&job.id) {
-            Some((a, t)) if *a == job.attempts => t.cancel(),
+            Some(s) if s.attempt == job.attempts && s.started_at == job.started_at => s.token.cancel(),
             _ => {
-                let t = CancellationToken::new();
-                t.cancel();
-                runs.insert(job.id.clone(), (job.attempts, t));
+                let token = CancellationToken::new();
+                token.cancel();
+                runs.insert(job.id.clone(), RunSignal { attempt: job.attempts, started_at: job.started_at, token });
             }
         }
+    }
+
+    /// Drops signals given for runs that never registered here (their run ended first, or
+    /// runs on another node of a shared broker): cancelled ones of runs started before
+    /// `before`. A run registers right after its claim, so none of them is still awaited.
+    pub(super) fn drop_stale_signals(&self, before: DateTime<Utc>) {
+        self.shared.runs.lock().retain(|_, s| !(s.token.is_cancelled() && s.started_at.is_none_or(|t| t < before)));
     }
 
     /// Forgets the signals of runs whose end was recorded.

@@ -92,7 +92,7 @@ async fn worker(q: JobQueue, pool: usize, shutdown: CancellationToken, ends: mps
 /// Runs one claimed job to the end of its attempt.
 async fn run(q: &JobQueue, mut job: Job) -> RunEnd {
     let handler = q.shared.handlers.read().by_name.get(&job.name).cloned();
-    let cancel = q.run_signal(&job.id, job.attempts);
+    let cancel = q.run_signal(&job);
     let outcome = match handler {
         None => RunOutcome::Fail { error: format!("no handler for '{}'", job.name), retry: true },
         Some(h) => {

@@ -87,6 +87,27 @@ async fn validation_names_the_field_and_a_single_enqueue_drops_the_index() {
 }
 
 #[tokio::test]
+async fn a_cancel_before_the_run_registered_reaches_that_run_only() {
+    let f = Fixture::new();
+    let job = Job {
+        worker_id: Some(broker::IN_PROCESS.into()),
+        attempts: 1,
+        started_at: Some(f.clock.now()),
+        ..crate::jobs::conformance::job("early")
+    };
+    f.q.signal_run(&job);
+    assert!(f.q.run_signal(&job).is_cancelled(), "the run takes the signal given before it registered");
+    let next_run = Job { started_at: Some(f.clock.now() + Duration::seconds(5)), ..job.clone() };
+    assert!(!f.q.run_signal(&next_run).is_cancelled(), "a signal for an earlier run does not reach a later one");
+    f.q.signal_run(&Job { id: "gone".into(), ..job.clone() });
+    f.q.drop_stale_signals(f.clock.now() + Duration::minutes(1));
+    assert!(f.q.shared.runs.lock().get("gone").is_none(), "signals never taken are dropped");
+    let external = Job { worker_id: Some("w".into()), id: "ext".into(), ..job };
+    f.q.signal_run(&external);
+    assert!(f.q.shared.runs.lock().get("ext").is_none(), "external runs have no in-process signal");
+}
+
+#[tokio::test]
 async fn retention_deletes_old_final_jobs() {
     let f = Fixture::new();
     let id = f.q.enqueue(req(5)).await.unwrap().job_id;
