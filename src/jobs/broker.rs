@@ -3,7 +3,7 @@
 //! [`super::JobQueue`] is the facade every caller uses; it validates requests, builds
 //! [`Job`] records, runs in-process handlers, wakes workers and reports (events, hooks,
 //! metrics, progress). Everything that holds job state lives behind [`JobBroker`]: the
-//! embedded broker ([`super::embedded::EmbeddedBroker`], redb plus an in-memory ready
+//! embedded broker ([`super::EmbeddedBroker`], redb plus an in-memory ready
 //! index) by default, or another one (e.g. Redis, shared by several hearth nodes) through
 //! [`super::JobQueue::with_broker`].
 //!
@@ -32,6 +32,9 @@
 //!   (`schedule:<name>:<slot>`) fires once even when several nodes fire it.
 //! - **Time** is the caller's: every method that depends on it takes `now`; a broker never
 //!   reads a clock.
+//! - **One life cycle.** What a job becomes when a run ends (retry with backoff, dead,
+//!   cancelled after a request) is [`super::lifecycle::next_state`]; brokers apply it
+//!   rather than re-deciding.
 //!
 //! Backend-specific (documented, not required): the embedded broker keeps claims in memory
 //! and does not reap in-process runs (a crash loses them anyway; after a restart a job that

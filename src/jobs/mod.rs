@@ -35,11 +35,11 @@ pub mod conformance;
 mod context;
 mod control;
 mod dispatch;
-pub mod embedded;
+mod embedded;
 mod enqueue;
 pub mod error;
 mod finish;
-mod lifecycle;
+pub mod lifecycle;
 mod maintenance;
 mod metrics;
 pub mod model;
@@ -49,7 +49,7 @@ mod runner;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
-pub mod validate;
+mod validate;
 mod worker;
 
 pub use broker::JobBroker;
