@@ -216,7 +216,7 @@ pub(super) async fn schedules_are_stored_and_fire_once_per_slot<B: JobBroker>(h:
 /// After a re-open every acknowledged job is there with its state.
 pub(super) async fn a_reopen_keeps_every_acknowledged_job<B: JobBroker>(h: &mut impl Harness<B>) {
     let b = h.fresh(t0()).await;
-    let later = Job { status: JobStatus::Scheduled, run_at: at(30), ..job("c") };
+    let later = Job { status: JobStatus::Scheduled, run_at: at(3600), ..job("c") };
     let deps = Job { depends_on: vec!["b".into()], ..job("d") };
     enqueue(&b, vec![job("a"), job("b"), later, deps, Job { max_attempts: 1, ..job("e") }], t0()).await;
     claim(&b, "w", 3, t0()).await; // a, b, e
