@@ -339,7 +339,7 @@ async fn fail(
 #[utoipa::path(get, path = "/api/queues", tag = "jobs", responses((status = 200, body = Vec<QueueInfo>)))]
 async fn queues(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<axum::Json<Vec<QueueInfo>>> {
     service(&p)?;
-    Ok(axum::Json(s.jobs.queues()))
+    Ok(axum::Json(s.jobs.queues().await?))
 }
 
 /// Pauses a queue: claims skip it until resumed (durable).
@@ -383,7 +383,7 @@ async fn put_schedule(
 #[utoipa::path(get, path = "/api/schedules", tag = "jobs", responses((status = 200, body = Vec<Schedule>)))]
 async fn list_schedules(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<axum::Json<Vec<Schedule>>> {
     service(&p)?;
-    Ok(axum::Json(s.jobs.schedules()))
+    Ok(axum::Json(s.jobs.schedules().await?))
 }
 
 /// One schedule.
@@ -395,7 +395,7 @@ async fn get_schedule(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Schedule>> {
     service(&p)?;
-    Ok(axum::Json(s.jobs.schedule(&name)?))
+    Ok(axum::Json(s.jobs.schedule(&name).await?))
 }
 
 /// Deletes a schedule (jobs it enqueued are unaffected).

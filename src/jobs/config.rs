@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobQueueConfig {
-    /// The broker. `embedded` (redb) is the default; `redis` is reserved for the adapter.
+    /// The broker. `embedded` (redb) is the only one built in; others (e.g. `redis`) come
+    /// with their adapters and are refused at load until then.
     pub broker: BrokerConfig,
     /// In-process worker pools: name → how many concurrent handlers over which queues.
     pub workers: BTreeMap<String, WorkerPoolConfig>,
@@ -41,7 +42,7 @@ impl Default for JobQueueConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// `embedded` or `redis`.
+    /// `embedded` (the only broker built in).
     #[serde(rename = "type")]
     pub kind: String,
     /// Broker URL (`REDIS_URL`), unused by the embedded broker.
@@ -123,6 +124,12 @@ impl JobQueueConfig {
     /// The configured default backoff type (`defaults.backoff`; validated at config load).
     /// Checks what serde cannot: pools with queues, the timezone, the backoff name.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.broker.kind != "embedded" {
+            return Err(ConfigError::invalid(
+                "job_queue.broker.type",
+                format!("unknown broker '{}': this build has only 'embedded'", self.broker.kind),
+            ));
+        }
         for (name, pool) in &self.workers {
             if pool.queues.is_empty() {
                 return Err(ConfigError::invalid(&format!("job_queue.workers.{name}.queues"), "must list at least one queue"));
@@ -167,4 +174,18 @@ pub struct ScheduleConfig {
     /// Its priority (default 5).
     #[serde(default)]
     pub priority: Option<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_embedded_broker_is_accepted() {
+        let mut c = JobQueueConfig::default();
+        assert!(c.validate().is_ok());
+        c.broker.kind = "redis".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("job_queue.broker.type"), "{e}");
+    }
 }

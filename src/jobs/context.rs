@@ -41,9 +41,7 @@ impl JobContext {
         self.queue.report_progress(&self.id, percent, stage).await;
     }
 
-    /// Marks the job alive. In-process runs are bounded by their timeout, so this only
-    /// records liveness for observers; it never extends the timeout.
-    pub async fn heartbeat(&self) {
-        self.queue.touch(&self.id);
-    }
+    /// Marks the job alive. In-process runs are bounded by their timeout, which this
+    /// never extends: it exists so handlers written for external workers read the same.
+    pub async fn heartbeat(&self) {}
 }

@@ -37,6 +37,10 @@ pub enum JobError {
     /// Storage failure.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The broker cannot be reached (a remote broker down or timing out); nothing was
+    /// changed. Rendered as 503.
+    #[error("job broker unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl JobError {
@@ -59,6 +63,7 @@ impl From<JobError> for ApiError {
             JobError::NotFound { kind, id } => ApiError::not_found(kind, &id),
             JobError::Conflict(m) => ApiError::conflict(m),
             JobError::Store(s) => ApiError::internal(s),
+            JobError::Unavailable(m) => ApiError::unavailable(format!("job broker unavailable: {m}")),
         }
     }
 }

@@ -1,56 +1,77 @@
 //! The durable job queue (seed "3. Job Queue Module", issue #3).
 //!
-//! Jobs live in redb (`store.rs`); an in-memory index (`index.rs`) over the non-final
-//! jobs is rebuilt from redb at start and serves claims without touching the disk.
+//! [`JobQueue`] is the facade: it validates requests and builds job records
+//! (`validate.rs`), runs in-process handlers in worker pools (`runner.rs`), wakes pools
+//! and long-polling workers when jobs become ready, fires cron schedules (`schedule.rs`),
+//! runs the maintenance loop (`maintenance.rs`) and reports every step (events, hooks,
+//! metrics, progress: `report.rs`). The jobs themselves live behind the [`JobBroker`]
+//! seam (`broker.rs`): the embedded broker (`embedded/`: redb and an in-memory ready
+//! index) by default, or any other through [`JobQueue::with_broker`].
 //!
-//! - **Durability.** An enqueue, a complete, a fail and a cancel are each one operation
-//!   queued to the store's group-commit writer and acknowledged only once that commit is
-//!   durable, so thousands of jobs share one fsync.
-//! - **Claims are leases in memory** (at-least-once). A claim marks the job running in the
-//!   index only; if hearth dies, the job's last durable record is still `pending` (or
-//!   `failed` with a run_at) and it is ready again after restart — it may run twice, never
-//!   zero times. An external worker's lease that runs out returns the job to its queue with
-//!   its attempt counted (durably); an in-process run is bounded by the job's `timeout`.
+//! - **Durability.** An enqueue, a complete, a fail and a cancel are each acknowledged only
+//!   once the broker made them durable; the embedded broker batches them into group
+//!   commits, so thousands of jobs share one fsync.
+//! - **Claims are leases** (at-least-once): a job may run twice, never zero times. An
+//!   external worker's lease that runs out returns the job to its queue with its attempt
+//!   counted; an in-process run is bounded by the job's `timeout`.
 //! - **No polling.** In-process worker pools sleep on a `Notify` woken by every job that
 //!   becomes ready; the maintenance loop sleeps until the next delayed job or lease end.
 //! - **In-process handlers** (`queue.handler(name, f)`) run in the pools configured under
 //!   `job_queue.workers`; external workers claim over HTTP (`/api/jobs/claim`). An external
 //!   claim takes only names that have no in-process handler, unless it lists names.
+//! - **Cancellation** of a running job is recorded by the broker (`cancel_requested`,
+//!   reported to external workers by heartbeats); the facade signals the cancellation token
+//!   of its own in-process runs.
 //! - **Recurring schedules** (`schedule.rs`): cron with timezone; each run's job id is
 //!   derived from the schedule and the slot time, so a run is never enqueued twice, even
-//!   across a crash. Missed-run policy: runs missed while hearth was down are coalesced
-//!   into ONE catch-up run at start; later slots follow the cron expression.
+//!   across a crash or with several nodes. Missed-run policy: runs missed while hearth was
+//!   down are coalesced into ONE catch-up run at start; later slots follow the cron
+//!   expression.
 
+pub mod broker;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod context;
+mod control;
+mod dispatch;
+mod embedded;
+mod enqueue;
 pub mod error;
 mod finish;
-mod index;
+pub mod lifecycle;
 mod maintenance;
 mod metrics;
 pub mod model;
-mod ops;
+mod reads;
+mod report;
 mod runner;
 pub mod schedule;
-mod store;
 #[cfg(test)]
 mod tests;
+mod validate;
+mod worker;
 
+pub use broker::JobBroker;
 pub use context::JobContext;
+pub use dispatch::{Broker, DynJobBroker};
+pub use embedded::EmbeddedBroker;
 pub use error::JobError;
-pub use model::{Backoff, BackoffKind, EnqueueRequest, Enqueued, Job, JobAttemptError, JobFailure, JobStatus};
-pub use ops::{ClaimRequest, HeartbeatAck, JobList, ListQuery, MAX_CLAIM, QueueInfo};
-pub use schedule::{Schedule, ScheduleRequest};
+pub use model::{
+    Backoff, BackoffKind, ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobAttemptError, JobFailure, JobList, JobStatus,
+    ListQuery, QueueInfo, Schedule, ScheduleRequest,
+};
+pub use validate::MAX_CLAIM;
 
 use crate::{clock::SharedClock, events::EventBus, progress::ProgressTracker, store::Store};
 use config::JobQueueConfig;
 use futures::future::BoxFuture;
-use index::Index;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Observers of job life-cycle steps (middleware). Each method runs after the step is
 /// durable, on the task that performed it: keep them quick and non-blocking.
@@ -76,27 +97,41 @@ pub(crate) struct Pool {
     pub notify: Notify,
 }
 
+/// The registered in-process handlers, with their names as a list that claims borrow.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub by_name: HashMap<String, Handler>,
+    pub names: Arc<[String]>,
+}
+
+/// The cancellation signal of one in-process run of this process. A cancel may arrive
+/// between the claim and the run's registration: the run then takes the signal already
+/// given, if it is for the same run (attempt and start).
+pub(crate) struct RunSignal {
+    pub attempt: u32,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub token: CancellationToken,
+}
+
+/// The signals of this process's in-process runs, by job id.
+type Runs = HashMap<String, RunSignal, foldhash::fast::RandomState>;
+
 /// State shared by every clone of the queue.
 pub(crate) struct Shared {
-    pub store: Store,
+    pub broker: Broker,
     pub events: EventBus,
     pub clock: SharedClock,
     pub progress: ProgressTracker,
     pub config: JobQueueConfig,
-    pub index: Mutex<Index>,
-    pub handlers: RwLock<HashMap<String, Handler>>,
+    pub handlers: RwLock<Handlers>,
     pub hooks: RwLock<Vec<Arc<dyn JobHooks>>>,
-    pub seq: AtomicU64,
     pub pools: Vec<Pool>,
     /// Woken whenever a job becomes ready for external workers (long-poll claims).
     pub external: Notify,
     /// Wakes the maintenance loop when an earlier deadline appears.
     pub wake: Notify,
-    pub schedules: Mutex<BTreeMap<String, Schedule>>,
     pub started: AtomicBool,
-    /// Jobs found at start whose dependency ended dead or cancelled: cancelled by the
-    /// maintenance loop once it starts.
-    pub startup_doomed: Mutex<Vec<(String, String)>>,
+    pub runs: Mutex<Runs>,
 }
 
 /// The job queue. Cheap to clone; every clone is the same queue.
@@ -106,10 +141,19 @@ pub struct JobQueue {
 }
 
 impl JobQueue {
-    /// Builds the queue on the shared store, event bus and progress tracker, and rebuilds
-    /// the in-memory index from redb (jobs that were running when hearth stopped are ready
-    /// again). Enqueues work at once; nothing runs until [`JobQueue::start`].
+    /// Builds the queue on the embedded broker over the shared store, rebuilding its
+    /// index from redb (jobs that were running when hearth stopped are ready again).
+    /// Enqueues work at once; nothing runs until [`JobQueue::start`].
     pub fn new(store: Store, events: EventBus, clock: SharedClock, progress: ProgressTracker, config: JobQueueConfig) -> Self {
+        let (broker, loaded) = EmbeddedBroker::open(store, clock.now());
+        if let Err(e) = loaded {
+            tracing::error!(error = %e, "job queue: cannot rebuild the index from the store");
+        }
+        JobQueue::with_broker(Broker::Embedded(broker), events, clock, progress, config)
+    }
+
+    /// Builds the queue on any broker (see [`Broker::custom`]).
+    pub fn with_broker(broker: Broker, events: EventBus, clock: SharedClock, progress: ProgressTracker, config: JobQueueConfig) -> Self {
         metrics::describe();
         let pools = config
             .workers
@@ -118,27 +162,20 @@ impl JobQueue {
             .map(|(name, p)| Pool { name: name.clone(), queues: p.queues.clone(), count: p.count, notify: Notify::new() })
             .collect();
         let shared = Arc::new(Shared {
-            store,
+            broker,
             events,
             clock,
             progress,
             config,
-            index: Mutex::new(Index::default()),
-            handlers: RwLock::new(HashMap::new()),
+            handlers: RwLock::new(Handlers::default()),
             hooks: RwLock::new(Vec::new()),
-            seq: AtomicU64::new(1),
             pools,
             external: Notify::new(),
             wake: Notify::new(),
-            schedules: Mutex::new(BTreeMap::new()),
             started: AtomicBool::new(false),
-            startup_doomed: Mutex::new(Vec::new()),
+            runs: Mutex::new(Runs::default()),
         });
-        let q = JobQueue { shared };
-        if let Err(e) = q.load() {
-            tracing::error!(error = %e, "job queue: cannot rebuild the index from the store");
-        }
-        q
+        JobQueue { shared }
     }
 
     /// Registers an in-process handler for jobs named `name` (replacing any previous one).
@@ -150,8 +187,11 @@ impl JobQueue {
         Fut: std::future::Future<Output = Result<serde_json::Value, JobFailure>> + Send + 'static,
     {
         let h: Handler = Arc::new(move |ctx, payload| Box::pin(f(ctx, payload)));
-        self.shared.handlers.write().insert(name.to_string(), h);
-        self.shared.index.lock().handlers.insert(name.to_string());
+        {
+            let mut hs = self.shared.handlers.write();
+            hs.by_name.insert(name.to_string(), h);
+            hs.names = hs.by_name.keys().cloned().collect();
+        }
         for p in &self.shared.pools {
             p.notify.notify_waiters();
         }
@@ -167,7 +207,7 @@ impl JobQueue {
     /// (and the database lock) alive after shutdown. [`crate::App::shutdown`] calls this
     /// once the workers have stopped.
     pub fn release_plugins(&self) {
-        self.shared.handlers.write().clear();
+        *self.shared.handlers.write() = Handlers::default();
         self.shared.hooks.write().clear();
     }
 

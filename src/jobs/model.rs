@@ -1,11 +1,18 @@
 //! The job queue's data model: what callers send ([`EnqueueRequest`]), what they get back
-//! ([`Enqueued`], [`Job`]) and the retry policy ([`Backoff`]).
+//! ([`Enqueued`], [`Job`]) and the retry policy ([`Backoff`]); the worker protocol's and
+//! the reads' request/response types ([`api`]); recurring schedules ([`schedule`]).
 //!
 //! [`Job`] is both the public JSON form and the stored record: its JSON-valued fields
 //! use [`crate::store::codec::json`], which writes them as JSON values for human-readable formats
 //! (the API) and as JSON text for postcard (redb), so one struct serves both without a
 //! hand-written twin. Its timestamps use [`crate::store::codec::time`] likewise (RFC 3339 in
 //! JSON, integers in redb).
+
+mod api;
+mod schedule;
+
+pub use api::{ClaimRequest, HeartbeatAck, JobList, ListQuery, QueueInfo};
+pub use schedule::{Schedule, ScheduleJob, ScheduleRequest};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

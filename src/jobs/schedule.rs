@@ -1,87 +1,24 @@
 //! Recurring jobs: cron expressions read in an IANA timezone.
 //!
-//! A schedule fires by enqueuing a job whose id is `schedule:<name>:<slot unix time>`.
-//! Because caller-chosen ids are unique, firing the same slot twice (e.g. after a crash
-//! between the enqueue and the schedule's update) returns the existing job instead of a
-//! duplicate: a run is never duplicated across a restart.
+//! The facade computes slots; the broker stores the schedules. A schedule fires by
+//! enqueuing a job whose id is `schedule:<name>:<slot unix time>`. Because caller-chosen
+//! ids are unique, firing the same slot twice (e.g. after a crash between the enqueue and
+//! the schedule's update, or on two nodes at once) returns the existing job instead of a
+//! duplicate: a run is never duplicated.
 //!
 //! Missed-run policy: when hearth was down over one or more slots, the schedule fires
 //! ONCE at start for the earliest missed slot (a catch-up run), then resumes at the
 //! first slot after the current time. Missed slots are coalesced, never replayed one by one.
 
+pub use super::model::{Schedule, ScheduleJob, ScheduleRequest};
+
 use super::JobQueue;
+use super::broker::JobBroker;
 use super::error::JobError;
 use super::model::EnqueueRequest;
-use super::ops::check_queue;
-use super::store::SCHEDULES;
-use crate::store::{StoreError, codec, open_read};
+use super::validate::check_queue;
 use chrono::{DateTime, Utc};
-use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
 use std::str::FromStr;
-use utoipa::ToSchema;
-
-/// The job a schedule enqueues.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleJob {
-    /// Job name.
-    pub name: String,
-    /// Payload.
-    #[serde(default, with = "crate::store::codec::json")]
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-    /// Queue (default `default`).
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// Priority 0–9 (default 5).
-    #[serde(default)]
-    pub priority: Option<u8>,
-    /// Attempts (default from config).
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
-    /// Timeout seconds (default from config).
-    #[serde(default)]
-    pub timeout: Option<u64>,
-}
-
-/// `POST /api/schedules`: create or replace a schedule.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleRequest {
-    /// Unique schedule name.
-    pub name: String,
-    /// Cron expression: 5 fields (`min hour dom month dow`) or 6–7 (with seconds first, year last).
-    pub cron: String,
-    /// IANA timezone (default `job_queue.scheduler.timezone`).
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The job to enqueue at each slot.
-    pub job: ScheduleJob,
-}
-
-/// A stored schedule.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct Schedule {
-    /// Unique name.
-    pub name: String,
-    /// Cron expression as given.
-    pub cron: String,
-    /// IANA timezone.
-    pub timezone: String,
-    /// What it enqueues.
-    pub job: ScheduleJob,
-    /// The next slot to fire (None when the expression has no future slot).
-    pub next_run: Option<DateTime<Utc>>,
-    /// The last slot fired.
-    pub last_run: Option<DateTime<Utc>>,
-    /// The job enqueued for the last slot.
-    pub last_job_id: Option<String>,
-    /// `api` or `config`.
-    pub source: String,
-    /// When the schedule was created.
-    pub created_at: DateTime<Utc>,
-}
 
 /// Parses a cron expression; 5-field expressions get a `0` seconds field.
 pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
@@ -118,23 +55,6 @@ fn validate(req: &ScheduleRequest, default_tz: &str) -> Result<(cron::Schedule, 
     Ok((cron, tz, tz_name))
 }
 
-fn write_schedule(txn: &redb::WriteTransaction, s: &Schedule) -> Result<(), StoreError> {
-    let bytes = codec::encode(s)?;
-    txn.open_table(SCHEDULES)?.insert(s.name.as_str(), bytes.as_slice())?;
-    Ok(())
-}
-
-/// Every stored schedule.
-pub(super) fn load(txn: &redb::ReadTransaction) -> Result<Vec<Schedule>, StoreError> {
-    let Some(t) = open_read(txn, SCHEDULES)? else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for row in t.iter()? {
-        let (_, v) = row?;
-        out.push(codec::decode(v.value())?);
-    }
-    Ok(out)
-}
-
 impl JobQueue {
     /// Creates or replaces a schedule (durable). Its first slot is the first after now.
     pub async fn put_schedule(&self, req: ScheduleRequest) -> Result<Schedule, JobError> {
@@ -144,7 +64,7 @@ impl JobQueue {
     async fn upsert_schedule(&self, req: ScheduleRequest, source: &str) -> Result<Schedule, JobError> {
         let (cron, tz, tz_name) = validate(&req, &self.shared.config.scheduler.timezone)?;
         let now = self.shared.clock.now();
-        let existing = self.shared.schedules.lock().get(&req.name).cloned();
+        let existing = self.shared.broker.schedules().await?.into_iter().find(|s| s.name == req.name);
         let same = existing.as_ref().is_some_and(|e| e.cron == req.cron && e.timezone == tz_name && e.job == req.job);
         let s = match existing {
             Some(e) if same => Schedule { source: source.to_string(), ..e },
@@ -160,36 +80,24 @@ impl JobQueue {
                 created_at: e.map(|e| e.created_at).unwrap_or(now),
             },
         };
-        let s2 = s.clone();
-        self.shared.store.write(move |txn| write_schedule(txn, &s2).map_err(JobError::from)).await?;
-        self.shared.schedules.lock().insert(s.name.clone(), s.clone());
+        self.shared.broker.put_schedule(s.clone()).await?;
         self.shared.wake.notify_one();
         Ok(s)
     }
 
     /// Every schedule, by name.
-    pub fn schedules(&self) -> Vec<Schedule> {
-        self.shared.schedules.lock().values().cloned().collect()
+    pub async fn schedules(&self) -> Result<Vec<Schedule>, JobError> {
+        self.shared.broker.schedules().await
     }
 
     /// One schedule.
-    pub fn schedule(&self, name: &str) -> Result<Schedule, JobError> {
-        self.shared.schedules.lock().get(name).cloned().ok_or_else(|| JobError::NotFound { kind: "schedule", id: name.to_string() })
+    pub async fn schedule(&self, name: &str) -> Result<Schedule, JobError> {
+        self.schedules().await?.into_iter().find(|s| s.name == name).ok_or_else(|| schedule_not_found(name))
     }
 
     /// Deletes a schedule (durable). Jobs it already enqueued are unaffected.
     pub async fn delete_schedule(&self, name: &str) -> Result<(), JobError> {
-        self.schedule(name)?;
-        let n = name.to_string();
-        self.shared
-            .store
-            .write(move |txn| -> Result<(), JobError> {
-                txn.open_table(SCHEDULES).map_err(StoreError::from)?.remove(n.as_str()).map_err(StoreError::from)?;
-                Ok(())
-            })
-            .await?;
-        self.shared.schedules.lock().remove(name);
-        Ok(())
+        if self.shared.broker.delete_schedule(name).await? { Ok(()) } else { Err(schedule_not_found(name)) }
     }
 
     /// Upserts the schedules declared in the configuration.
@@ -217,10 +125,11 @@ impl JobQueue {
 
     /// Fires every schedule whose slot has come (see the module doc for the missed-run
     /// policy). Returns the earliest next slot.
-    pub(super) async fn fire_due_schedules(&self) -> Option<DateTime<Utc>> {
+    pub(super) async fn fire_due_schedules(&self) -> Result<Option<DateTime<Utc>>, JobError> {
         let now = self.shared.clock.now();
-        let due: Vec<Schedule> = self.shared.schedules.lock().values().filter(|s| s.next_run.is_some_and(|t| t <= now)).cloned().collect();
-        for s in due {
+        let all = self.shared.broker.schedules().await?;
+        let mut next_slot = all.iter().filter(|s| s.next_run.is_some_and(|t| t > now)).filter_map(|s| s.next_run).min();
+        for s in all.into_iter().filter(|s| s.next_run.is_some_and(|t| t <= now)) {
             let Some(slot) = s.next_run else { continue };
             let req = EnqueueRequest {
                 id: Some(format!("schedule:{}:{}", s.name, slot.timestamp())),
@@ -239,17 +148,19 @@ impl JobQueue {
             };
             let (Ok(cron), Ok(tz)) = (parse_cron(&s.cron), s.timezone.parse::<chrono_tz::Tz>()) else { continue };
             let next = Schedule { next_run: next_after(&cron, tz, now.max(slot)), last_run: Some(slot), last_job_id: Some(job_id), ..s };
-            let n2 = next.clone();
-            if self.shared.store.write(move |txn| write_schedule(txn, &n2).map_err(JobError::from)).await.is_ok() {
-                let mut all = self.shared.schedules.lock();
-                // Unless it was replaced or deleted meanwhile.
-                if all.get(&next.name).is_some_and(|cur| cur.next_run == Some(slot) && cur.cron == next.cron) {
-                    all.insert(next.name.clone(), next);
-                }
+            let next_run = next.next_run;
+            // Unless it was replaced or deleted meanwhile (the broker checks).
+            match self.shared.broker.record_fired(next, slot).await {
+                Ok(_) => next_slot = [next_slot, next_run].into_iter().flatten().min(),
+                Err(e) => tracing::warn!(error = %e, "fired schedule not recorded; the slot fires again (same job id)"),
             }
         }
-        self.shared.schedules.lock().values().filter_map(|s| s.next_run).min()
+        Ok(next_slot)
     }
+}
+
+fn schedule_not_found(name: &str) -> JobError {
+    JobError::NotFound { kind: "schedule", id: name.to_string() }
 }
 
 #[cfg(test)]

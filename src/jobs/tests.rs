@@ -1,5 +1,8 @@
-//! Unit tests of the job queue against a real store and a manual clock, plus a
-//! state-machine property test against an in-memory model.
+//! Unit tests of the job queue facade against a real store and a manual clock (what the
+//! facade adds to the broker: validation, retention from config, cron, in-process
+//! handlers, events), plus a state-machine property test against an in-memory model.
+//! The broker's own rules (order, leases, ends, dependencies, storage, restarts) are
+//! checked by the conformance suite (`conformance/`), run in `embedded/mod.rs`.
 
 use super::config::JobQueueConfig;
 use super::*;
@@ -66,169 +69,42 @@ fn req(priority: u8) -> EnqueueRequest {
 }
 
 #[tokio::test]
-async fn claims_follow_priority_then_fifo_and_run_at() {
+async fn validation_names_the_field_and_a_single_enqueue_drops_the_index() {
     let f = Fixture::new();
-    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
-    let b = f.q.enqueue(req(9)).await.unwrap().job_id;
-    let c = f.q.enqueue(req(5)).await.unwrap().job_id;
-    let later = f.q.enqueue(EnqueueRequest { delay: Some(10.0), ..req(9) }).await.unwrap();
-    assert_eq!(later.status, JobStatus::Scheduled);
-    let got: Vec<String> = f.claim(10).await.into_iter().map(|j| j.id).collect();
-    assert_eq!(got, vec![b, a, c]);
-    assert!(f.claim(1).await.is_empty(), "a delayed job is never claimed before its run_at");
-    f.clock.advance(Duration::seconds(10));
-    let got = f.claim(1).await;
-    assert_eq!(got[0].id, later.job_id);
-    assert_eq!(got[0].status, JobStatus::Running);
-    assert_eq!(got[0].attempts, 1);
-}
-
-#[tokio::test]
-async fn failures_back_off_then_die_and_dead_jobs_can_be_retried() {
-    let f = Fixture::new();
-    let r = EnqueueRequest {
-        max_attempts: Some(2),
-        backoff: Some(Backoff { kind: BackoffKind::Fixed, base_ms: 5000, max_ms: 5000, jitter: false }),
-        ..req(5)
-    };
-    let id = f.q.enqueue(r).await.unwrap().job_id;
-    f.claim(1).await;
-    let j = f.q.fail(&id, Some("w"), "boom", true).await.unwrap();
-    assert_eq!(j.status, JobStatus::Failed);
-    assert_eq!(j.run_at, f.clock.now() + Duration::seconds(5));
-    assert!(f.claim(1).await.is_empty());
-    f.clock.advance(Duration::seconds(5));
-    assert_eq!(f.claim(1).await.len(), 1);
-    let j = f.q.fail(&id, Some("w"), "boom again", true).await.unwrap();
-    assert_eq!(j.status, JobStatus::Dead);
-    assert_eq!(j.errors.len(), 2);
-    assert_eq!(j.errors[1].attempt, 2);
-    let j = f.q.retry(&id).await.unwrap();
-    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 0));
-    assert_eq!(f.claim(1).await[0].id, id);
-    // A fatal failure is dead at once.
-    let j = f.q.fail(&id, Some("w"), "fatal", false).await.unwrap();
-    assert_eq!(j.status, JobStatus::Dead);
-}
-
-#[tokio::test]
-async fn an_expired_lease_returns_the_job_with_its_attempt_counted() {
-    let f = Fixture::new();
-    let id = f.q.enqueue(EnqueueRequest { max_attempts: Some(2), ..req(5) }).await.unwrap().job_id;
-    f.claim(1).await;
-    f.clock.advance(Duration::seconds(61));
-    f.q.tick().await;
-    let j = f.q.get_status(&id).await.unwrap();
-    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 1));
-    assert_eq!(f.q.complete(&id, Some("w"), None).await.unwrap_err().to_string(), format!("job {id} is pending, not running"));
-    f.claim(1).await;
-    f.clock.advance(Duration::seconds(61));
-    f.q.tick().await;
-    assert_eq!(f.q.get_status(&id).await.unwrap().status, JobStatus::Dead);
-}
-
-#[tokio::test]
-async fn heartbeats_extend_the_lease_and_carry_cancellation() {
-    let f = Fixture::new();
-    let id = f.q.enqueue(req(5)).await.unwrap().job_id;
-    f.claim(1).await;
-    f.clock.advance(Duration::seconds(50));
-    let ack = f.q.heartbeat(&id, Some("w"), None, None).await.unwrap();
-    assert!(!ack.cancel_requested);
-    assert!(matches!(f.q.heartbeat(&id, Some("other"), None, None).await, Err(JobError::Conflict(_))));
-    f.clock.advance(Duration::seconds(50));
-    f.q.tick().await;
-    assert_eq!(f.q.get_status(&id).await.unwrap().status, JobStatus::Running, "the heartbeat extended the lease");
-    let j = f.q.cancel(&id).await.unwrap();
-    assert_eq!(j.status, JobStatus::Running);
-    assert!(f.q.heartbeat(&id, Some("w"), None, None).await.unwrap().cancel_requested);
-    let j = f.q.complete(&id, Some("w"), Some(json!(1))).await.unwrap();
-    assert_eq!(j.status, JobStatus::Cancelled);
-}
-
-#[tokio::test]
-async fn unique_keys_and_caller_ids_return_the_existing_job() {
-    let f = Fixture::new();
-    let a = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
-    let b = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
-    assert!(!a.existing && b.existing);
-    assert_eq!(a.job_id, b.job_id);
-    f.clock.advance(Duration::seconds(61));
-    let c = f.q.enqueue(EnqueueRequest { unique_key: Some("k".into()), unique_for: Some(60), ..req(5) }).await.unwrap();
-    assert!(!c.existing);
-    let x = f.q.enqueue(EnqueueRequest { id: Some("export-1".into()), ..req(5) }).await.unwrap();
-    let y = f.q.enqueue(EnqueueRequest { id: Some("export-1".into()), ..req(5) }).await.unwrap();
-    assert_eq!((x.job_id.as_str(), x.existing, y.existing), ("export-1", false, true));
-}
-
-#[tokio::test]
-async fn dependencies_wait_and_cascade_cancellation() {
-    let f = Fixture::new();
-    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
-    let b = f.q.enqueue(EnqueueRequest { depends_on: vec![a.clone()], ..req(9) }).await.unwrap().job_id;
-    let c = f.q.enqueue(EnqueueRequest { depends_on: vec![b.clone()], ..req(9) }).await.unwrap().job_id;
-    let claimed = f.claim(10).await;
-    assert_eq!(claimed.len(), 1, "only the job without dependencies is claimable");
-    f.q.complete(&a, Some("w"), None).await.unwrap();
-    let claimed = f.claim(10).await;
-    assert_eq!(claimed.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
-    f.q.fail(&b, Some("w"), "no", false).await.unwrap();
-    let j = f.q.get_status(&c).await.unwrap();
-    assert_eq!(j.status, JobStatus::Cancelled);
-    assert_eq!(j.reason.as_deref(), Some(format!("dependency {b} ended dead").as_str()));
-    // Within one batch a job may depend on a later one.
-    let batch =
-        f.q.enqueue_batch(vec![
-            EnqueueRequest { depends_on: vec!["first".into()], ..req(9) },
-            EnqueueRequest { id: Some("first".into()), ..req(1) },
-        ])
-        .await
-        .unwrap();
-    let claimed = f.claim(10).await;
-    assert_eq!(claimed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["first"]);
-    f.q.complete("first", Some("w"), None).await.unwrap();
-    assert_eq!(f.claim(10).await[0].id, batch[0].job_id);
     let err = f.q.enqueue(EnqueueRequest { depends_on: vec!["missing".into()], ..req(5) }).await.unwrap_err();
     assert!(matches!(err, JobError::Invalid { ref field, .. } if field == "depends_on[0]"), "{err:?}");
+    let err = f.q.enqueue_batch(vec![req(5), EnqueueRequest { depends_on: vec!["missing".into()], ..req(5) }]).await.unwrap_err();
+    assert!(matches!(err, JobError::Invalid { ref field, .. } if field == "[1].depends_on[0]"), "{err:?}");
+    let err = f.q.enqueue_batch(vec![req(5), req(10)]).await.unwrap_err();
+    assert!(matches!(err, JobError::Invalid { ref field, .. } if field == "[1].priority"), "{err:?}");
+    assert!(f.q.list(ListQuery::default()).await.unwrap().jobs.is_empty(), "a refused batch writes nothing");
+    let id = f.q.enqueue(req(5)).await.unwrap().job_id;
+    f.claim(1).await;
+    f.clock.advance(Duration::seconds(61));
+    f.q.tick().await;
+    assert_eq!(f.q.complete(&id, Some("w"), None).await.unwrap_err().to_string(), format!("job {id} is pending, not running"));
+    assert!(f.q.queues().await.unwrap().iter().any(|q| q.name == "default" && q.counts["pending"] == 1));
 }
 
 #[tokio::test]
-async fn a_restart_makes_running_jobs_ready_again_and_keeps_everything_acknowledged() {
-    let mut f = Fixture::new();
-    let a = f.q.enqueue(req(5)).await.unwrap().job_id;
-    let b = f.q.enqueue(req(5)).await.unwrap().job_id;
-    let c = f.q.enqueue(EnqueueRequest { delay: Some(30.0), ..req(5) }).await.unwrap().job_id;
-    f.claim(2).await;
-    f.q.complete(&a, Some("w"), Some(json!("done"))).await.unwrap();
-    f.q.set_paused("other", true).await.unwrap();
-    f.restart();
-    assert_eq!(f.q.get_status(&a).await.unwrap().result, Some(json!("done")));
-    assert_eq!(f.q.get_status(&b).await.unwrap().status, JobStatus::Pending);
-    assert_eq!(f.q.get_status(&c).await.unwrap().status, JobStatus::Scheduled);
-    assert_eq!(f.claim(5).await.into_iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
-    assert!(f.q.queues().iter().any(|q| q.name == "other" && q.paused));
-    let next = f.q.enqueue(req(5)).await.unwrap().job_id;
-    assert!(f.q.get_status(&next).await.unwrap().seq > f.q.get_status(&c).await.unwrap().seq, "sequence continues after restart");
-}
-
-#[tokio::test]
-async fn paused_queues_are_skipped_and_listing_pages_newest_first() {
+async fn a_cancel_before_the_run_registered_reaches_that_run_only() {
     let f = Fixture::new();
-    let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(f.q.enqueue(req(5)).await.unwrap().job_id);
-    }
-    f.q.set_paused("default", true).await.unwrap();
-    assert!(f.claim(1).await.is_empty());
-    f.q.set_paused("default", false).await.unwrap();
-    assert_eq!(f.claim(1).await.len(), 1);
-    let p1 = f.q.list(ListQuery { limit: Some(3), ..Default::default() }).await.unwrap();
-    assert_eq!(p1.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids[2..].iter().rev().cloned().collect::<Vec<_>>());
-    let p2 = f.q.list(ListQuery { limit: Some(3), cursor: p1.next_cursor.clone(), ..Default::default() }).await.unwrap();
-    assert_eq!(p2.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone(), ids[0].clone()]);
-    assert!(p2.next_cursor.is_none());
-    let running = f.q.list(ListQuery { status: Some("running".into()), ..Default::default() }).await.unwrap();
-    assert_eq!(running.jobs.len(), 1);
+    let job = Job {
+        worker_id: Some(broker::IN_PROCESS.into()),
+        attempts: 1,
+        started_at: Some(f.clock.now()),
+        ..crate::jobs::conformance::job("early")
+    };
+    f.q.signal_run(&job);
+    assert!(f.q.run_signal(&job).is_cancelled(), "the run takes the signal given before it registered");
+    let next_run = Job { started_at: Some(f.clock.now() + Duration::seconds(5)), ..job.clone() };
+    assert!(!f.q.run_signal(&next_run).is_cancelled(), "a signal for an earlier run does not reach a later one");
+    f.q.signal_run(&Job { id: "gone".into(), ..job.clone() });
+    f.q.drop_stale_signals(f.clock.now() + Duration::minutes(1));
+    assert!(f.q.shared.runs.lock().get("gone").is_none(), "signals never taken are dropped");
+    let external = Job { worker_id: Some("w".into()), id: "ext".into(), ..job };
+    f.q.signal_run(&external);
+    assert!(f.q.shared.runs.lock().get("ext").is_none(), "external runs have no in-process signal");
 }
 
 #[tokio::test]
@@ -272,7 +148,7 @@ async fn schedules_fire_once_per_slot_and_coalesce_missed_runs() {
     let jobs = f.q.list(ListQuery::default()).await.unwrap().jobs;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, format!("schedule:nightly:{}", Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap().timestamp()));
-    assert_eq!(f.q.schedule("nightly").unwrap().next_run, Some(Utc.with_ymd_and_hms(2026, 3, 5, 3, 0, 0).unwrap()));
+    assert_eq!(f.q.schedule("nightly").await.unwrap().next_run, Some(Utc.with_ymd_and_hms(2026, 3, 5, 3, 0, 0).unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! the delayed set, external leases, dependency waits, unique keys and paused queues.
 //!
 //! Invariant: redb is the source of truth; this index is rebuilt from it at start
-//! ([`crate::jobs::JobQueue::new`]) and only changed after the write that justifies the
+//! ([`super::EmbeddedBroker::open`]) and only changed after the write that justifies the
 //! change is durable — except claims, which are memory-only leases (at-least-once: after
 //! a crash a job that was running is ready again).
 //!
@@ -10,14 +10,14 @@
 //! dependencies, running) or marked `busy` while a write about it is in flight; a busy
 //! job is in no claimable set.
 
-use super::model::{Job, JobStatus};
+use crate::jobs::broker::{Holder, IN_PROCESS, Names};
+use crate::jobs::model::{Job, JobStatus};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The hot maps of the index, looked up several times per job: foldhash (randomly
 /// seeded, so still resistant to chosen-key flooding) instead of SipHash.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-use tokio_util::sync::CancellationToken;
 
 /// Orders a queue's ready jobs: most urgent first (`9 - priority`), then earliest
 /// `run_at`, then enqueue order.
@@ -46,8 +46,6 @@ pub(crate) struct Live {
     pub slot: Slot,
     /// A write about this job is in flight; other transitions must wait.
     pub busy: bool,
-    /// Cancelled to signal the running handler.
-    pub cancel: CancellationToken,
     /// A caller asked to cancel it while it was running.
     pub cancel_requested: bool,
     /// Run by an in-process handler (its timeout, not a lease, bounds the run).
@@ -92,22 +90,6 @@ impl Rate {
     }
 }
 
-/// Which job names a claim may take.
-pub(crate) enum NameFilter<'a> {
-    /// Only names with an in-process handler (in-process pools).
-    Handled,
-    /// Names listed by an external worker; `None` = any name without an in-process handler.
-    External(Option<&'a [String]>),
-}
-
-/// A claim's holder.
-pub(crate) enum Holder<'a> {
-    /// An in-process pool.
-    Local,
-    /// An external worker with a lease of `lease_ms`.
-    Worker { id: &'a str, lease_ms: i64 },
-}
-
 /// Per-queue final counts: completed, dead, cancelled.
 pub(crate) type FinalCounts = [u64; 3];
 
@@ -125,7 +107,6 @@ pub(crate) struct Index {
     /// Caller-chosen ids being enqueued right now.
     pub reserved: HashSet<String>,
     pub paused: HashSet<String>,
-    pub handlers: HashSet<String>,
     pub finals: HashMap<String, FinalCounts>,
     pub throughput: HashMap<String, Rate>,
     /// Every queue ever seen (configured, enqueued to, paused).
@@ -143,10 +124,7 @@ impl Index {
     pub fn insert(&mut self, job: Job, blocked: HashSet<String>, now: DateTime<Utc>) -> Option<(String, String)> {
         let id = job.id.clone();
         self.queues.insert(job.queue.clone());
-        self.live.insert(
-            id.clone(),
-            Live { job, slot: Slot::Detached, busy: false, cancel: CancellationToken::new(), cancel_requested: false, local: false },
-        );
+        self.live.insert(id.clone(), Live { job, slot: Slot::Detached, busy: false, cancel_requested: false, local: false });
         if blocked.is_empty() {
             self.place(&id, now)
         } else {
@@ -222,6 +200,16 @@ impl Index {
         }
     }
 
+    /// Counts one more final job of `queue` (at load).
+    pub fn count_final(&mut self, queue: &str, status: JobStatus) {
+        let c = self.finals.entry(queue.to_string()).or_default();
+        match status {
+            JobStatus::Completed => c[0] += 1,
+            JobStatus::Dead => c[1] += 1,
+            _ => c[2] += 1,
+        }
+    }
+
     /// Removes a job that reached a final state (after its write is durable), releasing
     /// its unique key. Returns the jobs that waited on it.
     pub fn remove_final(&mut self, id: &str, status: JobStatus, now_sec: i64) -> Vec<String> {
@@ -291,7 +279,7 @@ impl Index {
 
     /// Claims up to `max` ready jobs from `queues` (skipping paused ones), best first,
     /// marking them running with `attempts + 1`.
-    pub fn claim(&mut self, queues: &[String], names: NameFilter<'_>, holder: Holder<'_>, max: usize, now: DateTime<Utc>) -> Vec<Job> {
+    pub fn claim(&mut self, queues: &[String], names: Names<'_>, holder: Holder<'_>, max: usize, now: DateTime<Utc>) -> Vec<Job> {
         let mut out = Vec::new();
         while out.len() < max {
             let mut best: Option<(ReadyKey, &str, &str)> = None;
@@ -301,12 +289,7 @@ impl Index {
                 }
                 let Some(by_name) = self.ready.get(q) else { continue };
                 for (name, set) in by_name {
-                    let allowed = match &names {
-                        NameFilter::Handled => self.handlers.contains(name),
-                        NameFilter::External(Some(list)) => list.iter().any(|n| n == name),
-                        NameFilter::External(None) => !self.handlers.contains(name),
-                    };
-                    if !allowed {
+                    if !names.allows(name) {
                         continue;
                     }
                     if let Some((k, _)) = set.first_key_value()
@@ -324,12 +307,11 @@ impl Index {
             l.job.status = JobStatus::Running;
             l.job.attempts += 1;
             l.job.started_at = Some(now);
-            l.cancel = CancellationToken::new();
             l.cancel_requested = false;
             match holder {
-                Holder::Local => {
+                Holder::InProcess => {
                     l.local = true;
-                    l.job.worker_id = Some("in-process".into());
+                    l.job.worker_id = Some(IN_PROCESS.into());
                     l.job.lease_until = Some(now + chrono::Duration::seconds(l.job.timeout as i64));
                 }
                 Holder::Worker { id: w, lease_ms } => {

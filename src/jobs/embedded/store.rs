@@ -3,13 +3,13 @@
 //! - `jobs_jobs`: job id → encoded [`Job`] (the source of truth).
 //! - `jobs_seq`: enqueue sequence → job id; orders the newest-first listing.
 //! - `jobs_queues`: queue name → encoded [`QueueMeta`] (paused flag).
-//! - `jobs_schedules`: schedule name → encoded [`crate::jobs::schedule::Schedule`].
+//! - `jobs_schedules`: schedule name → encoded [`Schedule`].
 //!
 //! Claims are not stored: a running job's record says `pending` (or `failed`/`scheduled`
 //! from its last write) with the attempts of its last durable state, so after a crash it
 //! is simply ready again (at-least-once).
 
-use super::model::Job;
+use crate::jobs::model::{Job, Schedule};
 use crate::store::{StoreError, codec, open_read};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -139,6 +139,29 @@ pub fn queues(txn: &ReadTransaction) -> Result<Vec<(String, QueueMeta)>, StoreEr
 /// Stores one queue's settings.
 pub fn put_queue(txn: &WriteTransaction, name: &str, meta: &[u8]) -> Result<(), StoreError> {
     txn.open_table(QUEUES)?.insert(name, meta)?;
+    Ok(())
+}
+
+/// Every stored schedule.
+pub fn schedules(txn: &ReadTransaction) -> Result<Vec<Schedule>, StoreError> {
+    let Some(t) = open_read(txn, SCHEDULES)? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        out.push(codec::decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Stores one schedule (encoded).
+pub fn put_schedule(txn: &WriteTransaction, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    txn.open_table(SCHEDULES)?.insert(name, bytes)?;
+    Ok(())
+}
+
+/// Deletes one schedule.
+pub fn delete_schedule(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+    txn.open_table(SCHEDULES)?.remove(name)?;
     Ok(())
 }
 
