@@ -62,7 +62,7 @@ impl From<JobError> for ApiError {
             JobError::PayloadTooLarge { .. } => ApiError::too_large("payload", e.to_string()),
             JobError::NotFound { kind, id } => ApiError::not_found(kind, &id),
             JobError::Conflict(m) => ApiError::conflict(m),
-            JobError::Store(s) => ApiError::internal(s),
+            JobError::Store(s) => ApiError::from(s),
             JobError::Unavailable(m) => ApiError::unavailable(format!("job broker unavailable: {m}")),
         }
     }
