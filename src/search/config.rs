@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
-    /// Vector store: `embedded` (HNSW, default) or `qdrant` (reserved for the adapter).
+    /// The search store (`type`: `embedded`, the only one in this build) and its settings.
     pub vector_db: VectorDbConfig,
     /// Embedding model.
     pub embeddings: EmbeddingsConfig,
@@ -28,6 +28,12 @@ pub struct SearchConfig {
 impl SearchConfig {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vector_db.kind != "embedded" {
+            return Err(ConfigError::invalid(
+                "search.vector_db.type",
+                format!("the '{}' search store is not in this build yet; use embedded", self.vector_db.kind),
+            ));
+        }
         if self.chunking.overlap >= self.chunking.size {
             return Err(ConfigError::invalid("search.chunking.overlap", "must be smaller than search.chunking.size"));
         }
@@ -54,7 +60,8 @@ impl Default for SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VectorDbConfig {
-    /// `embedded` or `qdrant`.
+    /// Which store holds documents, keyword index and vectors: `embedded` (redb +
+    /// tantivy + HNSW in the data directory). Other names are refused at load.
     #[serde(rename = "type")]
     pub kind: String,
     /// Qdrant URL (`QDRANT_URL`).
