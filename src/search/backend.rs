@@ -7,7 +7,7 @@
 //! events. The embedded implementation ([`super::embedded`]) is redb (the source of truth)
 //! plus tantivy, an HNSW graph and an in-memory document map derived from it.
 //!
-//! Invariants every implementation keeps:
+//! Invariants every implementation keeps (checked by `search::conformance::run`):
 //! - **Read after write.** A write is acknowledged only once it is durable and visible to
 //!   both retrievers and to [`SearchStore::get`] (on every node, for a cluster backend).
 //! - **Replace, never merge.** An upsert replaces the document's content, metadata,

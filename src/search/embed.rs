@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 /// request. Implementations never block the async executor: CPU-bound ones run their work
 /// on tokio's blocking pool ([`FastEmbedder`] does), remote ones await their I/O.
 ///
-/// Invariants: every vector has
+/// Invariants (checked by `search::conformance::embedder`): every vector has
 /// [`Embedder::dimension`] floats and unit length; the same text gives the same vector;
 /// `embed` returns one vector per text, in order.
 #[async_trait]
@@ -200,4 +200,17 @@ pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= n);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_model_keeps_the_embedder_contract() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let e = load_shared(&dir, 256, 100, "all-MiniLM-L6-v2").expect("the model in models/ (run `bash models/fetch.sh`)");
+        assert_eq!(e.dimension(), 384);
+        crate::search::conformance::embedder(&*e).await;
+    }
 }

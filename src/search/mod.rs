@@ -9,7 +9,8 @@
 //! The service is split by concern: [`SearchService`]'s state in `service.rs`, its start,
 //! backfill and readiness in `lifecycle.rs`, indexing in `ingest.rs`, searching in
 //! `query.rs`. The default store is [`embedded`] (redb + tantivy + HNSW in the data
-//! directory).
+//! directory); `conformance` is the suite every store passes (tests and the `conformance`
+//! feature).
 //!
 //! Invariants:
 //! - The store acknowledges a document only once it is durable and searchable; the
@@ -22,6 +23,8 @@ pub mod backend;
 pub mod batch;
 pub mod chunk;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod embed;
 pub mod embedded;
 pub mod error;

@@ -230,3 +230,50 @@ impl SearchStore for EmbeddedStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::conformance::{self, Harness};
+
+    /// Embedded stores, each in its own directory under one temporary directory.
+    struct Dirs {
+        root: tempfile::TempDir,
+        made: usize,
+        cfg: VectorDbConfig,
+    }
+
+    async fn open(dir: PathBuf, cfg: VectorDbConfig) -> EmbeddedStore {
+        let store = EmbeddedStore::new(Store::open(&dir).expect("redb opens"), dir, cfg);
+        store.open().await.expect("the embedded store opens");
+        store
+    }
+
+    impl Harness<EmbeddedStore> for Dirs {
+        async fn fresh(&mut self) -> EmbeddedStore {
+            self.made += 1;
+            open(self.root.path().join(self.made.to_string()), self.cfg.clone()).await
+        }
+
+        async fn reopen(&mut self, store: EmbeddedStore) -> EmbeddedStore {
+            let dir = store.0.store.path().parent().expect("the data dir").to_path_buf();
+            drop(store);
+            open(dir, self.cfg.clone()).await
+        }
+    }
+
+    fn dirs(cfg: VectorDbConfig) -> Dirs {
+        Dirs { root: tempfile::tempdir().unwrap(), made: 0, cfg }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_passes_the_conformance_suite() {
+        conformance::run(dirs(VectorDbConfig::default())).await;
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_passes_it_through_the_hnsw_graph_too() {
+        // Graph from the first vector on (built by `maintain`): the walk, not the scan.
+        conformance::run(dirs(VectorDbConfig { exact_below: 0, ..Default::default() })).await;
+    }
+}
