@@ -1,6 +1,7 @@
 //! Integration tests of the search module, with the real model from `models/`
 //! (run `bash models/fetch.sh` first).
 
+mod custom_store;
 mod pytrec;
 
 use crate::common::{Child, TestServer, assert_error, split};
