@@ -206,3 +206,22 @@ impl Default for FusionDefaults {
         FusionDefaults { method: "weighted".into(), semantic_ratio: 0.75, rrf_k: 60.0, keyword_weight: 1.0, semantic_weight: 1.0 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_not_in_this_build_is_refused_naming_the_key() {
+        assert!(SearchConfig::default().validate().is_ok(), "embedded is the default and is accepted");
+        let mut cfg = SearchConfig::default();
+        cfg.vector_db.kind = "qdrant".into();
+        match cfg.validate() {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "search.vector_db.type");
+                assert!(message.contains("'qdrant'") && message.contains("not in this build"), "{message}");
+            }
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+}
