@@ -11,7 +11,7 @@
 //! service, query latency p50/p99 per mode, the vector side alone (graph vs exact scan),
 //! HNSW recall@10 against exact search, and RSS. Every document is one chunk.
 
-use hearth::search::{Embedder, SearchRequest};
+use hearth::search::{FastEmbedder, SearchRequest};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,12 +113,12 @@ print(best)
 }
 
 /// The best of `passes` timed passes of our embedder over `texts` in batches of `batch`.
-fn rust_rate(embedder: &dyn Embedder, texts: &[String], batch: usize, passes: usize) -> f64 {
+fn rust_rate(embedder: &FastEmbedder, texts: &[String], batch: usize, passes: usize) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..passes {
         let t = Instant::now();
         for part in texts.chunks(batch) {
-            embedder.embed(part).unwrap();
+            embedder.embed_blocking(part).unwrap();
         }
         best = best.max(texts.len() as f64 / t.elapsed().as_secs_f64());
     }
@@ -127,9 +127,9 @@ fn rust_rate(embedder: &dyn Embedder, texts: &[String], batch: usize, passes: us
 
 /// Embedding throughput beside Python: three interleaved rounds (ours, then Python's),
 /// each the best of two passes; medians printed.
-fn embedding_figures(embedder: &dyn Embedder, models: &std::path::Path, rng: &mut Rng) {
+fn embedding_figures(embedder: &FastEmbedder, models: &std::path::Path, rng: &mut Rng) {
     let sentences: Vec<String> = (0..1000).map(|_| sentence(rng)).collect();
-    embedder.embed(&sentences[..100]).unwrap();
+    embedder.embed_blocking(&sentences[..100]).unwrap();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         ours.push(rust_rate(embedder, &sentences, 100, 2));
@@ -151,7 +151,7 @@ fn embedding_figures(embedder: &dyn Embedder, models: &std::path::Path, rng: &mu
     }
     let t = Instant::now();
     for s in sentences.iter().take(200) {
-        embedder.embed_query(s).unwrap();
+        embedder.embed_query_blocking(s).unwrap();
     }
     println!("query embedding (12-word sentences): {:.2} ms each", t.elapsed().as_secs_f64() * 1000.0 / 200.0);
 }
@@ -179,15 +179,16 @@ fn index(rt: &tokio::runtime::Runtime, app: &hearth::App, docs: Vec<hearth::sear
     let secs = t.elapsed().as_secs_f64();
     println!("indexing: {n} docs in {secs:.1}s = {:.0} docs/s", n as f64 / secs);
     let t = Instant::now();
-    app.search.rebuild_graph_if_due();
-    let stats = app.search.vector_index().stats();
+    let store = app.search.embedded_store().expect("the bench runs on the embedded store");
+    store.rebuild_graph_if_due();
+    let stats = store.vector_index().stats();
     println!("HNSW (re)build if due over {} vectors: {:.1}s; stats {stats:?}", stats.vectors, t.elapsed().as_secs_f64());
 }
 
 /// Query latency per mode through the service, the vector side alone, recall and RSS.
-fn query_figures(rt: &tokio::runtime::Runtime, app: &hearth::App, embedder: &dyn Embedder, queries: &[String], label: &str) {
+fn query_figures(rt: &tokio::runtime::Runtime, app: &hearth::App, embedder: &FastEmbedder, queries: &[String], label: &str) {
     let t = Instant::now();
-    let qv: Vec<Vec<f32>> = queries.iter().map(|q| embedder.embed_query(q).unwrap()).collect();
+    let qv: Vec<Vec<f32>> = queries.iter().map(|q| embedder.embed_query_blocking(q).unwrap()).collect();
     println!("[{label}] query embedding (the queries below): {:.2} ms each", t.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64);
     for mode in ["keyword", "semantic", "hybrid"] {
         let mut lat = Vec::with_capacity(queries.len());
@@ -224,7 +225,7 @@ fn query_figures(rt: &tokio::runtime::Runtime, app: &hearth::App, embedder: &dyn
     println!("[{label}] query hybrid+filter (10% selectivity): p50 {:.2} ms, p99 {:.2} ms", pct(&mut lat, 0.5), pct(&mut lat, 0.99));
 
     // The vector side alone, with as many candidates as the service asks for.
-    let idx = app.search.vector_index();
+    let idx = app.search.embedded_store().expect("the bench runs on the embedded store").vector_index();
     let k = hearth::search::config::QueryDefaults::default().candidates;
     let time = |f: &dyn Fn(&[f32])| {
         let mut lat: Vec<f64> = qv
@@ -283,17 +284,21 @@ fn main() {
     if let Some(n) = std::env::var("SEARCH_BENCH_EXACT_BELOW").ok().and_then(|v| v.parse().ok()) {
         config.search.vector_db.exact_below = n;
     }
+    let e = config.search.embeddings.clone();
     let app = rt.block_on(hearth::App::build(config)).expect("app");
-    let embedder: Arc<dyn Embedder> = rt.block_on(async {
+    rt.block_on(async {
         for _ in 0..600 {
-            if let Ok(e) = app.search.embedder_handle() {
-                return e;
+            if app.search.embedder_handle().is_ok() {
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("model not loaded: {:?}", app.search.stats_now().semantic_unavailable_reason);
     });
-    println!("search bench: {chunks} chunks, model {}", embedder.model_id());
+    // The app's own instance (one per process and settings), for the direct measurements.
+    let embedder: Arc<FastEmbedder> =
+        hearth::search::embed::load_shared(&models, e.max_seq_length, e.batch_size, &e.model).expect("the app's model");
+    println!("search bench: {chunks} chunks, model {}", hearth::search::Embedder::model_id(&*embedder));
     println!("RSS after model load: {:.0} MB", rss_mb());
 
     let mut rng = Rng(0x9E3779B97F4A7C15);

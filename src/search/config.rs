@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
-    /// Vector store: `embedded` (HNSW, default) or `qdrant` (reserved for the adapter).
+    /// The search store (`type`: `embedded`, the only one in this build) and its settings.
     pub vector_db: VectorDbConfig,
     /// Embedding model.
     pub embeddings: EmbeddingsConfig,
@@ -28,6 +28,12 @@ pub struct SearchConfig {
 impl SearchConfig {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vector_db.kind != "embedded" {
+            return Err(ConfigError::invalid(
+                "search.vector_db.type",
+                format!("the '{}' search store is not in this build yet; use embedded", self.vector_db.kind),
+            ));
+        }
         if self.chunking.overlap >= self.chunking.size {
             return Err(ConfigError::invalid("search.chunking.overlap", "must be smaller than search.chunking.size"));
         }
@@ -54,7 +60,8 @@ impl Default for SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VectorDbConfig {
-    /// `embedded` or `qdrant`.
+    /// Which store holds documents, keyword index and vectors: `embedded` (redb +
+    /// tantivy + HNSW in the data directory). Other names are refused at load.
     #[serde(rename = "type")]
     pub kind: String,
     /// Qdrant URL (`QDRANT_URL`).
@@ -197,5 +204,24 @@ impl Default for FusionDefaults {
         // 0.5 -> 0.981, 0.75 -> 0.994, 0.9 -> 0.995; rrf k=60 -> 0.956 (below semantic alone,
         // 0.984; keyword alone 0.927). 0.75 sits on the plateau and keeps exact terms weighty.
         FusionDefaults { method: "weighted".into(), semantic_ratio: 0.75, rrf_k: 60.0, keyword_weight: 1.0, semantic_weight: 1.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_not_in_this_build_is_refused_naming_the_key() {
+        assert!(SearchConfig::default().validate().is_ok(), "embedded is the default and is accepted");
+        let mut cfg = SearchConfig::default();
+        cfg.vector_db.kind = "qdrant".into();
+        match cfg.validate() {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "search.vector_db.type");
+                assert!(message.contains("'qdrant'") && message.contains("not in this build"), "{message}");
+            }
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
     }
 }

@@ -6,22 +6,31 @@
 //! reports a missing or incompatible library as an error.
 
 use super::error::SearchError;
+use async_trait::async_trait;
 use fastembed::{InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-/// Turns texts into unit-length vectors. Implementations are blocking (CPU-bound):
-/// callers run them on a blocking thread, never on the async executor.
+/// Turns texts into unit-length vectors.
+///
+/// Async so that a remote provider awaits its requests instead of holding a thread per
+/// request. Implementations never block the async executor: CPU-bound ones run their work
+/// on tokio's blocking pool ([`FastEmbedder`] does), remote ones await their I/O.
+///
+/// Invariants (checked by `search::conformance::embedder`): every vector has
+/// [`Embedder::dimension`] floats and unit length; the same text gives the same vector;
+/// `embed` returns one vector per text, in order.
+#[async_trait]
 pub trait Embedder: Send + Sync {
     /// Embeds `texts`, one L2-normalised vector of [`Embedder::dimension`] floats per text.
-    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError>;
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError>;
 
     /// Embeds one query. Implementations may use a separate, low-latency path so queries
     /// do not wait behind bulk indexing.
-    fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
-        self.embed(&[text.to_string()])?.pop().ok_or_else(|| SearchError::Embedding("no vector returned".into()))
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        self.embed(&[text.to_string()]).await?.pop().ok_or_else(|| SearchError::Embedding("no vector returned".into()))
     }
 
     /// Length of every vector.
@@ -74,13 +83,18 @@ pub fn load_shared(dir: &Path, max_seq_length: usize, batch_size: usize, model_n
 /// The default embedder: a sentence-transformers ONNX model with mean pooling.
 ///
 /// Two sessions: one for queries (one thread, so a query never queues behind a bulk
-/// batch) and one for indexing (all cores).
+/// batch) and one for indexing (all cores). The async [`Embedder`] methods run them on
+/// tokio's blocking pool; the `_blocking` methods run them on the caller's thread.
 pub struct FastEmbedder {
+    sessions: Arc<Sessions>,
+    dimension: usize,
+    model_id: String,
+}
+
+struct Sessions {
     query: Mutex<TextEmbedding>,
     bulk: Mutex<TextEmbedding>,
-    dimension: usize,
     batch_size: usize,
-    model_id: String,
 }
 
 impl FastEmbedder {
@@ -109,26 +123,28 @@ impl FastEmbedder {
             TextEmbedding::try_new_from_user_defined(model, opts)
                 .map_err(|e| SearchError::Unavailable(format!("cannot load model {}: {e}", dir.join("model.onnx").display())))
         };
-        let query = session(1)?;
-        let bulk = session(cores)?;
+        let sessions = Sessions { query: Mutex::new(session(1)?), bulk: Mutex::new(session(cores)?), batch_size: batch_size.max(1) };
         let mut me = FastEmbedder {
-            query: Mutex::new(query),
-            bulk: Mutex::new(bulk),
+            sessions: Arc::new(sessions),
             dimension: 0,
-            batch_size: batch_size.max(1),
             model_id: format!("{model_name}@{}", hex::encode(&sha256(&onnx)[..8])),
         };
-        me.dimension = me.embed_query("dimension probe")?.len();
+        me.dimension = me.embed_query_blocking("dimension probe")?.len();
         Ok(me)
+    }
+
+    /// [`Embedder::embed`] on the caller's thread (blocking, CPU-bound).
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
+        self.sessions.embed(texts)
+    }
+
+    /// [`Embedder::embed_query`] on the caller's thread (blocking, CPU-bound).
+    pub fn embed_query_blocking(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        self.sessions.embed_query(text)
     }
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
-
-impl Embedder for FastEmbedder {
+impl Sessions {
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -140,6 +156,32 @@ impl Embedder for FastEmbedder {
     fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
         let mut out = self.query.lock().embed([text], None).map_err(|e| SearchError::Embedding(e.to_string()))?;
         out.pop().map(normalize).ok_or_else(|| SearchError::Embedding("no vector returned".into()))
+    }
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(f: impl FnOnce() -> Result<T, SearchError> + Send + 'static) -> Result<T, SearchError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SearchError::Embedding(format!("embedding task failed: {e}")))?
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+#[async_trait]
+impl Embedder for FastEmbedder {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sessions, texts) = (self.sessions.clone(), texts.to_vec());
+        on_blocking_pool(move || sessions.embed(&texts)).await
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        let (sessions, text) = (self.sessions.clone(), text.to_string());
+        on_blocking_pool(move || sessions.embed_query(&text)).await
     }
 
     fn dimension(&self) -> usize {
@@ -158,4 +200,17 @@ pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= n);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_model_keeps_the_embedder_contract() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let e = load_shared(&dir, 256, 100, "all-MiniLM-L6-v2").expect("the model in models/ (run `bash models/fetch.sh`)");
+        assert_eq!(e.dimension(), 384);
+        crate::search::conformance::embedder(&*e).await;
+    }
 }

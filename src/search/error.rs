@@ -26,6 +26,10 @@ pub enum SearchError {
     /// The keyword index failed.
     #[error("keyword index error: {0}")]
     Index(String),
+    /// The search store cannot be reached (a remote backend is down or unreachable);
+    /// the message says which and why.
+    #[error("search store unreachable: {0}")]
+    Unreachable(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -50,6 +54,8 @@ impl From<SearchError> for ApiError {
             SearchError::Invalid { field, message } => ApiError::invalid(field, message),
             SearchError::NotFound(id) => ApiError::not_found("document", &id),
             SearchError::Unavailable(why) => ApiError::unavailable(format!("semantic search unavailable: {why}")),
+            e @ SearchError::Unreachable(_) => ApiError::unavailable(e.to_string()),
+            SearchError::Store(s) => ApiError::from(s),
             other => ApiError::internal(other),
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests of the search module, with the real model from `models/`
 //! (run `bash models/fetch.sh` first).
 
+mod custom_store;
 mod pytrec;
 
 use crate::common::{Child, TestServer, assert_error, split};
@@ -41,7 +42,7 @@ async fn the_real_model_puts_kitten_near_cat_and_far_from_revenue() {
     let (_, stats) = s.get("/api/search/stats").await;
     assert_eq!(stats["semantic_ready"], true, "model must load from models/ (run bash models/fetch.sh): {stats}");
     let e = s.app.search.embedder_handle().expect("embedder");
-    let v = tokio::task::spawn_blocking(move || e.embed(&["cat".into(), "kitten".into(), "revenue".into()]).unwrap()).await.unwrap();
+    let v = e.embed(&["cat".into(), "kitten".into(), "revenue".into()]).await.unwrap();
     assert_eq!(v[0].len(), 384);
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let (near, far) = (dot(&v[0], &v[1]), dot(&v[0], &v[2]));
@@ -409,8 +410,9 @@ async fn unchanged_chunks_are_not_embedded_again_and_custom_embedders_plug_in() 
 
     /// A toy embedder: letter frequencies, counting the texts it is asked to embed.
     struct Letters(AtomicUsize);
+    #[async_trait::async_trait]
     impl Embedder for Letters {
-        fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, SearchError> {
             self.0.fetch_add(texts.len(), Ordering::SeqCst);
             Ok(texts
                 .iter()

@@ -1,11 +1,10 @@
 //! The search module's redb tables: documents (the source of truth), their chunk vectors
 //! and a metadata table with the document-number and operation-sequence counters.
 
-use super::error::SearchError;
+use crate::search::backend::{DocNum, DocRecord, StoredDoc};
+use crate::search::error::SearchError;
 use crate::store::{StoreError, codec, open_read};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// id -> [`DocRecord`].
 pub const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_docs");
@@ -13,44 +12,6 @@ pub const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_docs
 pub const VECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_vectors");
 /// Counters: `seq` (operations applied) and `next_doc` (next document number).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("search_meta");
-
-/// A stored document.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DocRecord {
-    /// Internal document number (stable for the life of the id; used by filters).
-    pub doc: u32,
-    /// The full content.
-    pub content: String,
-    /// Metadata object.
-    #[serde(with = "crate::store::codec::json_map")]
-    pub metadata: Map<String, Value>,
-    /// Byte ranges of the chunks in `content`.
-    pub chunks: Vec<(u32, u32)>,
-    /// Content hash of each chunk (the embedding-cache key, with the model id).
-    pub hashes: Vec<[u8; 16]>,
-    /// Model id the vectors were computed with; empty when the document has no vectors.
-    pub model: String,
-    /// When it was indexed (unix ms).
-    pub indexed_at: i64,
-}
-
-impl DocRecord {
-    /// The text of chunk `i`.
-    pub fn chunk_text(&self, i: usize) -> &str {
-        self.chunks.get(i).map(|&(s, e)| self.content.get(s as usize..e as usize).unwrap_or("")).unwrap_or("")
-    }
-}
-
-/// A document ready to write: record (its `doc` is assigned on write) and vectors.
-#[derive(Debug, Clone)]
-pub struct PendingDoc {
-    /// External id.
-    pub id: String,
-    /// The record.
-    pub record: DocRecord,
-    /// One vector per chunk, or none.
-    pub vectors: Option<Vec<Vec<f32>>>,
-}
 
 /// Encodes vectors as little-endian f32s.
 pub fn encode_vectors(vs: &[Vec<f32>]) -> Vec<u8> {
@@ -68,7 +29,7 @@ pub fn decode_vectors(bytes: &[u8], n: usize) -> Result<Vec<Vec<f32>>, StoreErro
     if n == 0 {
         return Ok(Vec::new());
     }
-    if bytes.len() % (4 * n) != 0 {
+    if !bytes.len().is_multiple_of(4 * n) {
         return Err(StoreError::Corrupt("vector blob length does not match the chunk count".into()));
     }
     let dim = bytes.len() / 4 / n;
@@ -80,37 +41,32 @@ fn meta(txn: &WriteTransaction, key: &str) -> Result<u64, StoreError> {
 }
 
 /// Writes `docs` (replacing same ids, keeping their document numbers) in one
-/// transaction; returns the new sequence number and each document's number.
-/// Validates and reads first, so an error writes nothing.
-pub fn write_docs(txn: &WriteTransaction, docs: Vec<PendingDoc>) -> Result<(u64, Vec<u32>), SearchError> {
+/// transaction, setting each record's `doc` to its number; returns the new sequence
+/// number and the numbers. Validates and reads first, so an error writes nothing.
+pub fn write_docs(txn: &WriteTransaction, docs: &mut [StoredDoc]) -> Result<(u64, Vec<DocNum>), SearchError> {
     let mut existing = Vec::with_capacity(docs.len());
     {
         let t = txn.open_table(DOCS).map_err(StoreError::from)?;
-        for d in &docs {
-            let old = match t.get(d.id.as_str()).map_err(StoreError::from)? {
-                Some(v) => Some(codec::decode::<DocRecord>(v.value())?.doc),
-                None => None,
-            };
-            existing.push(old);
+        for d in docs.iter() {
+            existing.push(stored_num(&t, &d.id)?);
         }
     }
     let mut encoded = Vec::with_capacity(docs.len());
     let mut next = meta(txn, "next_doc")?;
     let mut nums = Vec::with_capacity(docs.len());
     let mut seen = std::collections::HashMap::new();
-    for (d, old) in docs.iter().zip(existing) {
+    for (d, old) in docs.iter_mut().zip(existing) {
         let num = match old.or_else(|| seen.get(&d.id).copied()) {
             Some(n) => n,
             None => {
-                let n = u32::try_from(next).map_err(|_| SearchError::Index("document numbers exhausted".into()))?;
+                let n = DocNum::try_from(next).map_err(|_| SearchError::Index("document numbers exhausted".into()))?;
                 next += 1;
                 n
             }
         };
         seen.insert(d.id.clone(), num);
-        let mut rec = d.record.clone();
-        rec.doc = num;
-        encoded.push((codec::encode(&rec)?, d.vectors.as_ref().map(|v| encode_vectors(v))));
+        d.record.doc = num;
+        encoded.push((codec::encode(&d.record)?, d.vectors.as_ref().map(|v| encode_vectors(v))));
         nums.push(num);
     }
     let seq = meta(txn, "seq")? + 1;
@@ -133,42 +89,70 @@ pub fn write_docs(txn: &WriteTransaction, docs: Vec<PendingDoc>) -> Result<(u64,
     Ok((seq, nums))
 }
 
-/// Deletes `id`; returns the new sequence number and its document number, or `None`
-/// (writing nothing) when it does not exist.
-pub fn delete_doc(txn: &WriteTransaction, id: &str) -> Result<Option<(u64, u32)>, SearchError> {
-    let num = {
+/// The number of the stored document `id`, if any.
+fn stored_num(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<DocNum>, SearchError> {
+    match t.get(id).map_err(StoreError::from)? {
+        Some(v) => Ok(Some(codec::decode::<DocRecord>(v.value())?.doc)),
+        None => Ok(None),
+    }
+}
+
+/// A delete's new sequence number, with each deleted document's id and number.
+pub type Deleted = (u64, Vec<(String, DocNum)>);
+
+/// Deletes those of `ids` that exist, under one new sequence number, or returns `None`
+/// (writing nothing) when none exists.
+pub fn delete_docs(txn: &WriteTransaction, ids: &[String]) -> Result<Option<Deleted>, SearchError> {
+    let mut found = Vec::new();
+    {
         let t = txn.open_table(DOCS).map_err(StoreError::from)?;
-        match t.get(id).map_err(StoreError::from)? {
-            Some(v) => codec::decode::<DocRecord>(v.value())?.doc,
-            None => return Ok(None),
+        for id in ids {
+            if let Some(num) = stored_num(&t, id)?
+                && !found.iter().any(|(f, _)| f == id)
+            {
+                found.push((id.clone(), num));
+            }
         }
-    };
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
     let seq = meta(txn, "seq")? + 1;
-    txn.open_table(DOCS).map_err(StoreError::from)?.remove(id).map_err(StoreError::from)?;
-    txn.open_table(VECTORS).map_err(StoreError::from)?.remove(id).map_err(StoreError::from)?;
+    let mut t = txn.open_table(DOCS).map_err(StoreError::from)?;
+    let mut v = txn.open_table(VECTORS).map_err(StoreError::from)?;
+    for (id, _) in &found {
+        t.remove(id.as_str()).map_err(StoreError::from)?;
+        v.remove(id.as_str()).map_err(StoreError::from)?;
+    }
     txn.open_table(META).map_err(StoreError::from)?.insert("seq", seq).map_err(StoreError::from)?;
-    Ok(Some((seq, num)))
+    Ok(Some((seq, found)))
 }
 
 /// Stores vectors computed later for an existing document (backfill), if its content
-/// hashes still match.
-pub fn put_vectors(txn: &WriteTransaction, id: &str, hashes: &[[u8; 16]], model: &str, vectors: &[Vec<f32>]) -> Result<bool, SearchError> {
+/// hashes still match; returns its number when they were stored.
+pub fn put_vectors(
+    txn: &WriteTransaction,
+    id: &str,
+    hashes: &[[u8; 16]],
+    model: &str,
+    vectors: &[Vec<f32>],
+) -> Result<Option<DocNum>, SearchError> {
     let rec = {
         let t = txn.open_table(DOCS).map_err(StoreError::from)?;
         match t.get(id).map_err(StoreError::from)? {
             Some(v) => codec::decode::<DocRecord>(v.value())?,
-            None => return Ok(false),
+            None => return Ok(None),
         }
     };
-    if rec.hashes != hashes {
-        return Ok(false);
+    if rec.hashes != hashes || vectors.len() != rec.chunks.len() {
+        return Ok(None);
     }
     let mut rec = rec;
     rec.model = model.to_string();
     let bytes = codec::encode(&rec)?;
     txn.open_table(DOCS).map_err(StoreError::from)?.insert(id, bytes.as_slice()).map_err(StoreError::from)?;
     txn.open_table(VECTORS).map_err(StoreError::from)?.insert(id, encode_vectors(vectors).as_slice()).map_err(StoreError::from)?;
-    Ok(true)
+    Ok(Some(rec.doc))
 }
 
 /// Reads one document.
@@ -193,6 +177,31 @@ pub fn get_vectors(txn: &ReadTransaction, id: &str, chunks: usize) -> Result<Opt
 pub fn read_seq(txn: &ReadTransaction) -> Result<u64, SearchError> {
     let Some(t) = open_read(txn, META)? else { return Ok(0) };
     Ok(t.get("seq").map_err(StoreError::from)?.map(|v| v.value()).unwrap_or(0))
+}
+
+/// Up to `limit` documents with ids after `after` (all, from the first, when `None`) that
+/// `keep` accepts, in id order, without their vectors.
+pub fn docs_after(
+    txn: &ReadTransaction,
+    after: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&DocRecord) -> bool,
+) -> Result<Vec<StoredDoc>, SearchError> {
+    use std::ops::Bound;
+    let Some(t) = open_read(txn, DOCS)? else { return Ok(Vec::new()) };
+    let range = t.range::<&str>((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)).map_err(StoreError::from)?;
+    let mut out = Vec::new();
+    for row in range {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = row.map_err(StoreError::from)?;
+        let record: DocRecord = codec::decode(v.value())?;
+        if keep(&record) {
+            out.push(StoredDoc { id: k.value().to_string(), record, vectors: None });
+        }
+    }
+    Ok(out)
 }
 
 /// Visits every document with its vectors (if any), in id order.

@@ -10,7 +10,7 @@
 //!   an acknowledged operation is visible to the next search.
 //! - A document's chunks are deleted by its id term before its new chunks are added.
 
-use super::error::SearchError;
+use crate::search::error::SearchError;
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;

@@ -11,9 +11,9 @@
 //! - The graph is derived state: it is rebuilt from the vectors (themselves rebuilt from
 //!   redb at start) whenever tombstones exceed the configured ratio.
 
-use super::config::VectorDbConfig;
 pub use super::distance::DotDistance;
 use super::distance::dot;
+use crate::search::config::VectorDbConfig;
 use hnsw_rs::prelude::Hnsw;
 use parking_lot::RwLock;
 use std::collections::HashMap;
