@@ -209,10 +209,9 @@ impl Notifications {
 mod tests {
     use super::*;
     use crate::notify::channel::NotificationChannel;
-    use crate::notify::model::{IN_APP, Notification, NotificationKind};
+    use crate::notify::model::IN_APP;
     use crate::notify::store::NewNotification;
     use async_trait::async_trait;
-    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counting(AtomicUsize);
@@ -240,24 +239,7 @@ mod tests {
         let svc = app.notify.clone();
         let push = Arc::new(Counting(AtomicUsize::new(0)));
         svc.register_channel(push.clone());
-        let now = app.clock.now();
-        let pending = Delivery { state: DeliveryState::Pending, attempts: 0, error: None, updated_at: now };
-        let n = Notification {
-            id: uuid::Uuid::now_v7().to_string(),
-            kind: NotificationKind::Info,
-            title: "t".into(),
-            message: String::new(),
-            user_id: "u".into(),
-            channels: vec![IN_APP.into(), "push".into()],
-            action_url: None,
-            action_label: None,
-            template: None,
-            data: None,
-            read: false,
-            read_at: None,
-            created_at: now,
-            deliveries: BTreeMap::from([("push".to_string(), pending)]),
-        };
+        let n = crate::notify::conformance::note("u", &[IN_APP, "push"], app.clock.now());
         let item = NewNotification { notification: n.clone(), email: None, outbox: vec!["push".to_string()] };
         svc.inner.store.insert(vec![item]).await.unwrap();
         // Two replays (as after two restarts): the deterministic job id keeps it to one job.

@@ -99,31 +99,10 @@ impl NotificationStore for EmbeddedNotificationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::conformance::{self, Harness};
-
-    /// Fresh stores in temp dirs; a re-open drops the store (closing the database) and
-    /// opens the same directory again.
-    #[derive(Default)]
-    struct TempDirs(Vec<tempfile::TempDir>);
-
-    #[async_trait]
-    impl Harness<EmbeddedNotificationStore> for TempDirs {
-        async fn fresh(&mut self) -> EmbeddedNotificationStore {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = Store::open(dir.path()).expect("open store");
-            self.0.push(dir);
-            EmbeddedNotificationStore::new(store)
-        }
-
-        async fn reopen(&mut self, old: EmbeddedNotificationStore) -> EmbeddedNotificationStore {
-            let dir = old.store.path().parent().expect("data dir").to_path_buf();
-            drop(old);
-            EmbeddedNotificationStore::new(Store::open(&dir).expect("re-open store"))
-        }
-    }
+    use crate::notify::conformance::{self, TempDb};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_embedded_store_passes_the_conformance_suite() {
-        conformance::run(TempDirs::default()).await;
+        conformance::run(TempDb::new(EmbeddedNotificationStore::new, |s| &s.store)).await;
     }
 }
