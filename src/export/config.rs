@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
+    /// The backend of export records and stored sources: `embedded` (hearth's database;
+    /// the only one in this build). Export files are `storage`.
+    #[serde(deserialize_with = "crate::notify::config::store_backend")]
+    pub store: String,
     /// Where export files are written.
     pub storage: StorageConfig,
     /// Per-format settings; formats not listed are enabled with defaults.
@@ -26,6 +30,7 @@ pub struct ExportConfig {
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
+            store: crate::notify::config::EMBEDDED.into(),
             storage: StorageConfig::default(),
             formats: BTreeMap::new(),
             jobs: ExportJobsConfig::default(),
@@ -104,5 +109,17 @@ pub struct ExportJobsConfig {
 impl Default for ExportJobsConfig {
     fn default() -> Self {
         ExportJobsConfig { timeout: 300, max_size: 1_073_741_824, max_batch: 100 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn the_store_is_embedded_unless_named_otherwise_and_unknown_backends_are_refused() {
+        assert_eq!(Config::from_yaml("").unwrap().export.store, "embedded");
+        let err = Config::from_yaml("export: {store: redis}").unwrap_err().to_string();
+        assert!(err.contains("export.store") && err.contains("'redis' is not in this build yet"), "{err}");
     }
 }

@@ -43,6 +43,10 @@ pub enum ExportError {
     /// Reading or writing an export file failed.
     #[error("storage error: {0}")]
     Io(String),
+    /// A backend (record, source or file store) cannot be reached; worth retrying later
+    /// (HTTP 503).
+    #[error("export backend unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,7 +79,7 @@ impl From<ExportError> for ApiError {
             ExportError::Conflict(m) => ApiError::conflict(m),
             ExportError::TooLarge { .. } => ApiError::too_large("max_size", e.to_string()),
             ExportError::Render(m) => ApiError::new(crate::error::ErrorCode::BadRequest, format!("render failed: {m}")),
-            ExportError::Font(_) => ApiError::unavailable(e.to_string()),
+            ExportError::Font(_) | ExportError::Unavailable(_) => ApiError::unavailable(e.to_string()),
             ExportError::Io(_) | ExportError::Store(_) => ApiError::internal(e),
         }
     }

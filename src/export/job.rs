@@ -2,8 +2,9 @@
 //! cancelling or deleting it.
 
 use super::record::{ExportJob, ExportStatus, Work};
+use super::record_store::update;
 use super::request::{self, ExportCreated, ExportRequest};
-use super::{ExportError, ExportService, JOB, Source, batch, store};
+use super::{ExportError, ExportService, JOB, Source, batch};
 use crate::jobs::{EnqueueRequest, JobContext, JobFailure, JobStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -14,7 +15,7 @@ const QUEUE_TIMEOUT_SLACK: u64 = 30;
 
 pub(super) fn register(svc: &ExportService) {
     let me = svc.clone();
-    svc.inner.jobs.handler(JOB, move |ctx: JobContext, payload| {
+    svc.inner.parts.jobs.handler(JOB, move |ctx: JobContext, payload| {
         let me = me.clone();
         async move {
             let id = payload.get("export_id").and_then(|v| v.as_str()).unwrap_or(ctx.job_id()).to_string();
@@ -41,8 +42,8 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
         if req.source_id.is_some() || req.source.is_some() || req.source_type.is_some() {
             return Err(ExportError::invalid("batch", "use either batch or source_type with source_id/source"));
         }
-        if req.batch.len() > inner.config.jobs.max_batch {
-            return Err(ExportError::invalid("batch", format!("at most {} sources per batch", inner.config.jobs.max_batch)));
+        if req.batch.len() > inner.parts.config.jobs.max_batch {
+            return Err(ExportError::invalid("batch", format!("at most {} sources per batch", inner.parts.config.jobs.max_batch)));
         }
         let mut items = Vec::with_capacity(req.batch.len());
         let mut taken = std::collections::HashSet::new();
@@ -84,31 +85,31 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
         user_id: owner,
         notify_user_id: req.notify_user_id.clone(),
         webhook_url: req.webhook_url.clone(),
-        created_at: inner.clock.now(),
+        created_at: inner.parts.clock.now(),
         started_at: None,
         finished_at: None,
     };
     let work = Work { items, webhook_secret: req.webhook_secret.clone() };
-    store::insert_export(&inner.store, &rec, &work).await?;
+    inner.records.insert(&rec, &work).await?;
 
     let enqueue = EnqueueRequest {
         id: Some(id.clone()),
-        timeout: Some(inner.config.jobs.timeout + QUEUE_TIMEOUT_SLACK),
+        timeout: Some(inner.parts.config.jobs.timeout + QUEUE_TIMEOUT_SLACK),
         max_attempts: Some(1),
         ..EnqueueRequest::new(JOB, json!({ "export_id": id }))
     };
-    if let Err(e) = inner.jobs.enqueue(enqueue).await {
+    if let Err(e) = inner.parts.jobs.enqueue(enqueue).await {
         let msg = format!("could not enqueue: {e}");
-        let _ = store::update_export(&inner.store, &id, move |mut r| {
+        let _ = update(inner.records.as_ref(), &id, |mut r| {
             r.status = ExportStatus::Failed;
-            r.error = Some(msg);
+            r.error = Some(msg.clone());
             Some(r)
         })
         .await;
         return Err(ExportError::Io(e.to_string()));
     }
     svc.run_hooks(|h| h.on_create(&rec));
-    inner.events.emit(
+    inner.parts.events.emit(
         "export.created",
         &id,
         rec.user_id.as_deref(),
@@ -139,7 +140,7 @@ async fn load_sources(svc: &ExportService, work: &Work) -> Result<Vec<Source>, E
 
 async fn set_progress(svc: &ExportService, ctx: &JobContext, id: &str, pct: f64, stage: &str) {
     ctx.progress(pct, Some(stage)).await;
-    let _ = store::update_export(&svc.inner.store, id, move |mut r| {
+    let _ = update(svc.inner.records.as_ref(), id, move |mut r| {
         if r.status.is_final() {
             return None;
         }
@@ -156,7 +157,7 @@ async fn produce(svc: &ExportService, ctx: &JobContext, rec: &ExportJob, work: W
     let renderer = svc.inner.renderer.clone();
     let (format, template, options, is_batch) = (rec.format.clone(), rec.template.clone(), rec.options.clone(), rec.batch);
     let names: Vec<String> = work.items.iter().map(|i| i.filename.clone()).collect();
-    let max = svc.inner.config.jobs.max_size;
+    let max = svc.inner.parts.config.jobs.max_size;
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ExportError> {
         let mut files = Vec::with_capacity(sources.len());
         let mut total = 0u64;
@@ -184,8 +185,8 @@ async fn produce(svc: &ExportService, ctx: &JobContext, rec: &ExportJob, work: W
 
 async fn run(svc: &ExportService, ctx: &JobContext, id: &str) -> Result<serde_json::Value, JobFailure> {
     let inner = &svc.inner;
-    let now = inner.clock.now();
-    let Some(rec) = store::update_export(&inner.store, id, move |mut r| {
+    let now = inner.parts.clock.now();
+    let Some(rec) = update(inner.records.as_ref(), id, move |mut r| {
         if r.status.is_final() {
             return None;
         }
@@ -201,11 +202,11 @@ async fn run(svc: &ExportService, ctx: &JobContext, id: &str) -> Result<serde_js
     if rec.status.is_final() {
         return Ok(json!({ "skipped": format!("export already {}", rec.status.as_str()) }));
     }
-    let Some(work) = store::get_work(&inner.store, id).await.map_err(|e| JobFailure::retry(e.to_string()))? else {
+    let Some(work) = inner.records.work(id).await.map_err(|e| JobFailure::retry(e.to_string()))? else {
         return Err(JobFailure::fatal("export work missing"));
     };
     ctx.progress(0.0, Some("loading")).await;
-    let timeout = Duration::from_secs(inner.config.jobs.timeout.max(1));
+    let timeout = Duration::from_secs(inner.parts.config.jobs.timeout.max(1));
     let outcome = tokio::select! {
         r = tokio::time::timeout(timeout, produce(svc, ctx, &rec, work.clone())) => match r {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -214,15 +215,14 @@ async fn run(svc: &ExportService, ctx: &JobContext, id: &str) -> Result<serde_js
         _ = ctx.cancelled() => Err("cancelled".to_string()),
     };
     let cancelled = ctx.is_cancelled();
-    let finished = inner.clock.now();
+    let finished = inner.parts.clock.now();
     let final_rec = {
-        let outcome = outcome.clone();
-        store::update_export(&inner.store, id, move |mut r| {
+        update(inner.records.as_ref(), id, |mut r| {
             if r.status.is_final() {
                 return None;
             }
             r.finished_at = Some(finished);
-            match outcome {
+            match outcome.clone() {
                 Ok((size, etag)) if !cancelled => {
                     r.status = ExportStatus::Completed;
                     r.progress = 100.0;
@@ -267,7 +267,7 @@ async fn finish(svc: &ExportService, rec: &ExportJob, secret: Option<String>) {
     svc.run_hooks(|h| h.on_complete(rec));
     let event = if rec.status == ExportStatus::Completed { "export.completed" } else { "export.failed" };
     let data = serde_json::to_value(rec).unwrap_or_default();
-    inner.events.emit(event, &rec.id, rec.user_id.as_deref(), data.clone());
+    inner.parts.events.emit(event, &rec.id, rec.user_id.as_deref(), data.clone());
     if let Some(user) = &rec.notify_user_id {
         use crate::notify::model::{NotificationKind, SendRequest};
         let (kind, title, message) = if rec.status == ExportStatus::Completed {
@@ -283,13 +283,13 @@ async fn finish(svc: &ExportService, rec: &ExportJob, secret: Option<String>) {
         req.channels = vec!["in-app".into()];
         req.action_url = (rec.status == ExportStatus::Completed).then(|| format!("/api/exports/{}/download", rec.id));
         req.data = Some(json!({ "export_id": rec.id }));
-        if let Err(e) = inner.notify.send(req).await {
+        if let Err(e) = inner.parts.notify.send(req).await {
             tracing::warn!(export = %rec.id, error = %e, "export notification failed");
         }
     }
     if let Some(url) = &rec.webhook_url {
         let target = crate::webhooks::WebhookTarget { url: url.clone(), secret: secret.unwrap_or_default() };
-        if let Err(e) = crate::webhooks::enqueue_delivery(&inner.jobs, &inner.store, target, event, data).await {
+        if let Err(e) = crate::webhooks::enqueue_delivery(&inner.parts.jobs, &inner.parts.store, target, event, data).await {
             tracing::warn!(export = %rec.id, error = %e, "export webhook could not be enqueued");
         }
     }
@@ -301,19 +301,19 @@ pub(super) async fn reconcile(svc: &ExportService, rec: ExportJob) -> Result<Exp
     if rec.status.is_final() {
         return Ok(rec);
     }
-    let Ok(job) = svc.inner.jobs.get_status(&rec.id).await else { return Ok(rec) };
+    let Ok(job) = svc.inner.parts.jobs.get_status(&rec.id).await else { return Ok(rec) };
     let (status, error) = match job.status {
         JobStatus::Dead => (ExportStatus::Failed, job.errors.last().map(|e| e.error.clone()).or(job.reason.clone())),
         JobStatus::Cancelled => (ExportStatus::Cancelled, job.reason.clone()),
         _ => return Ok(rec),
     };
-    let now = svc.inner.clock.now();
-    let updated = store::update_export(&svc.inner.store, &rec.id, move |mut r| {
+    let now = svc.inner.parts.clock.now();
+    let updated = update(svc.inner.records.as_ref(), &rec.id, move |mut r| {
         if r.status.is_final() {
             return None;
         }
         r.status = status;
-        r.error = error.or(Some("job ended".into()));
+        r.error = error.clone().or(Some("job ended".into()));
         r.finished_at = Some(now);
         Some(r)
     })
@@ -323,10 +323,10 @@ pub(super) async fn reconcile(svc: &ExportService, rec: ExportJob) -> Result<Exp
 
 pub(super) async fn delete(svc: &ExportService, id: &str) -> Result<ExportStatus, ExportError> {
     let inner = &svc.inner;
-    let rec = store::get_export(&inner.store, id).await?.ok_or_else(|| ExportError::NotFound { kind: "export", id: id.into() })?;
+    let rec = inner.records.get(id).await?.ok_or_else(|| ExportError::NotFound { kind: "export", id: id.into() })?;
     if !rec.status.is_final() {
-        let now = inner.clock.now();
-        let updated = store::update_export(&inner.store, id, move |mut r| {
+        let now = inner.parts.clock.now();
+        let updated = update(inner.records.as_ref(), id, move |mut r| {
             if r.status.is_final() {
                 return None;
             }
@@ -336,17 +336,17 @@ pub(super) async fn delete(svc: &ExportService, id: &str) -> Result<ExportStatus
             Some(r)
         })
         .await?;
-        if let Err(e) = inner.jobs.cancel(id).await {
+        if let Err(e) = inner.parts.jobs.cancel(id).await {
             tracing::debug!(export = %id, error = %e, "cancel of export job");
         }
         let status = updated.map(|r| r.status).unwrap_or(ExportStatus::Cancelled);
         if status == ExportStatus::Cancelled {
-            inner.events.emit("export.cancelled", id, rec.user_id.as_deref(), json!({ "id": id }));
+            inner.parts.events.emit("export.cancelled", id, rec.user_id.as_deref(), json!({ "id": id }));
             return Ok(status);
         }
     }
     svc.storage().delete(&rec.storage_key()).await?;
-    store::delete_export(&inner.store, id).await?;
-    inner.events.emit("export.deleted", id, rec.user_id.as_deref(), json!({ "id": id }));
+    inner.records.delete(id).await?;
+    inner.parts.events.emit("export.deleted", id, rec.user_id.as_deref(), json!({ "id": id }));
     Ok(rec.status)
 }

@@ -19,6 +19,9 @@
 
 pub mod batch;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod embedded;
 pub mod error;
 pub mod fonts;
 pub mod formats;
@@ -26,20 +29,24 @@ pub mod hooks;
 mod job;
 pub mod model;
 pub mod record;
+pub mod record_store;
 pub mod render;
 pub mod request;
+pub mod source_store;
 pub mod sources;
 pub mod storage;
-mod store;
 pub mod templates;
 
+pub use embedded::EmbeddedExportStore;
 pub use error::ExportError;
 pub use hooks::ExportHooks;
 pub use model::{Document, Segment, Source, Transcript};
 pub use record::{ExportJob, ExportStatus};
+pub use record_store::{ExportRecordStore, ListFilter};
 pub use render::Renderer;
 pub use request::{BatchItem, ExportCreated, ExportRequest};
-pub use sources::ExportSource;
+pub use source_store::{SourceKind, SourceStore};
+pub use sources::{ExportSource, StoredKind, StoredSource};
 
 use crate::{clock::SharedClock, events::EventBus, jobs::JobQueue, notify::Notifications, progress::ProgressTracker, store::Store};
 use config::ExportConfig;
@@ -53,16 +60,11 @@ pub const JOB: &str = "export";
 
 /// State shared by every clone of the service.
 pub(crate) struct Inner {
-    pub store: Store,
-    pub events: EventBus,
-    pub clock: SharedClock,
-    pub jobs: JobQueue,
-    pub progress: ProgressTracker,
-    pub notify: Notifications,
-    pub config: ExportConfig,
+    pub parts: ExportParts,
+    pub records: Arc<dyn ExportRecordStore>,
+    pub stored: Arc<dyn SourceStore>,
     pub renderer: Renderer,
     pub storage: RwLock<Arc<dyn ExportStorage>>,
-    pub local_root: PathBuf,
     pub sources: sources::SourceRegistry,
     pub hooks: RwLock<Vec<Arc<dyn ExportHooks>>>,
 }
@@ -83,21 +85,47 @@ pub struct Download {
     pub len: u64,
 }
 
-/// Filters of [`ExportService::list`].
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    /// Only this source type.
-    pub source_type: Option<String>,
-    /// Only this status.
-    pub status: Option<ExportStatus>,
-    /// Only exports created by this user.
-    pub user_id: Option<String>,
-    /// At most this many (newest first).
-    pub limit: usize,
+/// Where the export service keeps its data.
+#[derive(Clone)]
+pub struct ExportBackends {
+    /// Export records and their pending work.
+    pub records: Arc<dyn ExportRecordStore>,
+    /// Stored transcripts and documents.
+    pub sources: Arc<dyn SourceStore>,
+    /// Export files.
+    pub files: Arc<dyn ExportStorage>,
+}
+
+impl ExportBackends {
+    /// The embedded backends: records and sources in hearth's database, files in the
+    /// local directory `files_root`.
+    pub fn embedded(store: &Store, files_root: PathBuf) -> Self {
+        let db = Arc::new(EmbeddedExportStore::new(store.clone()));
+        ExportBackends { records: db.clone(), sources: db, files: Arc::new(LocalStorage::new(files_root)) }
+    }
+}
+
+/// The services and settings an export service is built from, besides its backends.
+pub struct ExportParts {
+    /// hearth's database; it keeps the webhook secrets of completion callbacks.
+    pub store: Store,
+    /// Where `export.*` events go.
+    pub events: EventBus,
+    /// The clock stamping records.
+    pub clock: SharedClock,
+    /// The queue exports run on.
+    pub jobs: JobQueue,
+    /// Progress of running exports (export id = progress id).
+    pub progress: ProgressTracker,
+    /// Completion notifications.
+    pub notify: Notifications,
+    /// The `export:` configuration.
+    pub config: ExportConfig,
 }
 
 impl ExportService {
-    /// Builds the service and registers the `export` job handler.
+    /// Builds the service on the embedded backends (records and sources in `store`, files
+    /// under `<data_dir>/<export.storage.path>`) and registers the `export` job handler.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
@@ -109,23 +137,23 @@ impl ExportService {
         config: ExportConfig,
         data_dir: PathBuf,
     ) -> Self {
-        let local_root = data_dir.join(&config.storage.path);
-        let storage: Arc<dyn ExportStorage> = Arc::new(LocalStorage::new(local_root.clone()));
+        let backends = ExportBackends::embedded(&store, data_dir.join(&config.storage.path));
+        Self::with_backends(ExportParts { store, events, clock, jobs, progress, notify, config }, backends)
+    }
+
+    /// As [`ExportService::new`], on any backends (e.g. stores shared by several nodes and
+    /// an object store for files).
+    pub fn with_backends(parts: ExportParts, backends: ExportBackends) -> Self {
         let sources = sources::SourceRegistry::default();
-        sources.register(Arc::new(sources::TranscriptSource::new(store.clone())));
-        sources.register(Arc::new(sources::DocumentSource::new(store.clone())));
-        let renderer = Renderer::new(&config);
+        sources.register(Arc::new(StoredSource::<Transcript>::new(backends.sources.clone())));
+        sources.register(Arc::new(StoredSource::<Document>::new(backends.sources.clone())));
+        let renderer = Renderer::new(&parts.config);
         let inner = Inner {
-            store,
-            events,
-            clock,
-            jobs,
-            progress,
-            notify,
-            config,
+            parts,
+            records: backends.records,
+            stored: backends.sources,
             renderer,
-            storage: RwLock::new(storage),
-            local_root,
+            storage: RwLock::new(backends.files),
             sources,
             hooks: RwLock::new(Vec::new()),
         };
@@ -134,12 +162,10 @@ impl ExportService {
         svc
     }
 
-    /// Starts background work: removes temp files left by a crash mid-write.
+    /// Starts background work: the file storage removes what a crash mid-write left.
     pub fn start(&self, bg: &crate::runtime::Background) {
-        let root = self.inner.local_root.clone();
-        bg.spawn(async move {
-            let _ = tokio::task::spawn_blocking(move || LocalStorage::new(root).sweep_temp()).await;
-        });
+        let files = self.storage();
+        bg.spawn(async move { files.clean_up().await });
     }
 
     /// The renderer (formats, templates, font).
@@ -180,62 +206,30 @@ impl ExportService {
 
     // ---- stored sources -------------------------------------------------------------
 
-    /// Validates and stores a transcript (segments sorted by start); assigns an id when
-    /// empty. Returns what was stored.
-    pub async fn save_transcript(&self, value: serde_json::Value) -> Result<Transcript, ExportError> {
-        let mut t = sources::transcript_from_json(value)?;
-        if t.id.is_empty() {
-            t.id = uuid::Uuid::now_v7().to_string();
+    /// Validates and stores a transcript or document (`K`), assigning an id when empty.
+    /// Returns what was stored (a transcript's segments sorted by start).
+    pub async fn save_stored<K: StoredKind>(&self, value: serde_json::Value) -> Result<K, ExportError> {
+        let mut k = sources::from_json::<K>(value)?;
+        if k.id().is_empty() {
+            *k.id_mut() = uuid::Uuid::now_v7().to_string();
         }
-        check_id(&t.id)?;
-        let json = serde_json::to_string(&t).map_err(|e| ExportError::Render(e.to_string()))?;
-        store::put_source(&self.inner.store, store::TRANSCRIPTS, &t.id, json).await?;
-        Ok(t)
+        check_id(k.id())?;
+        let json = serde_json::to_string(&k).map_err(|e| ExportError::Render(e.to_string()))?;
+        self.inner.stored.put(K::KIND, k.id(), json).await?;
+        Ok(k)
     }
 
-    /// A stored transcript.
-    pub async fn get_transcript(&self, id: &str) -> Result<Transcript, ExportError> {
-        match self.inner.sources.get("transcript").expect("built-in").load(id).await? {
-            Source::Transcript(t) => Ok(t),
-            Source::Document(_) => Err(ExportError::NotFound { kind: "transcript", id: id.into() }),
-        }
+    /// A stored transcript or document (`K`).
+    pub async fn get_stored<K: StoredKind>(&self, id: &str) -> Result<K, ExportError> {
+        sources::load_stored::<K>(self.inner.stored.as_ref(), id).await
     }
 
-    /// Deletes a stored transcript.
-    pub async fn delete_transcript(&self, id: &str) -> Result<(), ExportError> {
-        if store::delete_source(&self.inner.store, store::TRANSCRIPTS, id).await? {
+    /// Deletes a stored transcript or document (`K`).
+    pub async fn delete_stored<K: StoredKind>(&self, id: &str) -> Result<(), ExportError> {
+        if self.inner.stored.delete(K::KIND, id).await? {
             Ok(())
         } else {
-            Err(ExportError::NotFound { kind: "transcript", id: id.into() })
-        }
-    }
-
-    /// Validates and stores a document; assigns an id when empty.
-    pub async fn save_document(&self, value: serde_json::Value) -> Result<Document, ExportError> {
-        let mut d = sources::document_from_json(value)?;
-        if d.id.is_empty() {
-            d.id = uuid::Uuid::now_v7().to_string();
-        }
-        check_id(&d.id)?;
-        let json = serde_json::to_string(&d).map_err(|e| ExportError::Render(e.to_string()))?;
-        store::put_source(&self.inner.store, store::DOCUMENTS, &d.id, json).await?;
-        Ok(d)
-    }
-
-    /// A stored document.
-    pub async fn get_document(&self, id: &str) -> Result<Document, ExportError> {
-        match self.inner.sources.get("document").expect("built-in").load(id).await? {
-            Source::Document(d) => Ok(d),
-            Source::Transcript(_) => Err(ExportError::NotFound { kind: "document", id: id.into() }),
-        }
-    }
-
-    /// Deletes a stored document.
-    pub async fn delete_document(&self, id: &str) -> Result<(), ExportError> {
-        if store::delete_source(&self.inner.store, store::DOCUMENTS, id).await? {
-            Ok(())
-        } else {
-            Err(ExportError::NotFound { kind: "document", id: id.into() })
+            Err(ExportError::NotFound { kind: K::KIND.as_str(), id: id.into() })
         }
     }
 
@@ -250,10 +244,10 @@ impl ExportService {
     /// An export's record (reconciled with its job if the job ended without the handler
     /// recording it, e.g. a forced timeout).
     pub async fn get(&self, id: &str) -> Result<ExportJob, ExportError> {
-        let rec = store::get_export(&self.inner.store, id).await?.ok_or_else(|| ExportError::NotFound { kind: "export", id: id.into() })?;
+        let rec = self.inner.records.get(id).await?.ok_or_else(|| ExportError::NotFound { kind: "export", id: id.into() })?;
         let mut rec = job::reconcile(self, rec).await?;
         if rec.status == ExportStatus::Running
-            && let Ok(p) = self.inner.progress.get(id).await
+            && let Ok(p) = self.inner.parts.progress.get(id).await
         {
             // The record holds stage boundaries durably; the tracker has the live figure.
             rec.progress = rec.progress.max(p.progress.clamp(0.0, 100.0));
@@ -263,15 +257,8 @@ impl ExportService {
 
     /// Exports, newest first.
     pub async fn list(&self, f: ListFilter) -> Result<Vec<ExportJob>, ExportError> {
-        let all = store::list_exports(&self.inner.store).await?;
         let limit = if f.limit == 0 { 100 } else { f.limit };
-        Ok(all
-            .into_iter()
-            .filter(|e| f.source_type.as_deref().is_none_or(|t| e.source_type == t))
-            .filter(|e| f.status.is_none_or(|s| e.status == s))
-            .filter(|e| f.user_id.as_deref().is_none_or(|u| e.user_id.as_deref() == Some(u)))
-            .take(limit)
-            .collect())
+        self.inner.records.list(&ListFilter { limit, ..f }).await
     }
 
     /// Opens a completed export's file; 409 while it is not completed.

@@ -1,13 +1,15 @@
-//! Source types an export can read: the built-in stored `transcript` and `document`, and
-//! any type registered from Rust through [`ExportSource`].
+//! Source types an export can read: the built-in stored `transcript` and `document` (one
+//! generic [`StoredSource`] over [`StoredKind`]), and any type registered from Rust through
+//! [`ExportSource`].
 
 use super::error::ExportError;
-use super::model::{Document, Source, Transcript};
-use super::store::{self, DOCUMENTS, TRANSCRIPTS};
-use crate::store::Store;
+use super::model::{Document, Invalid, Source, Transcript};
+use super::source_store::{SourceKind, SourceStore};
 use async_trait::async_trait;
 use parking_lot::RwLock;
+use serde::{Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// A kind of data exports can be made from. Implement it to export data hearth does not
@@ -41,77 +43,104 @@ fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, 
     })
 }
 
+/// A source type hearth stores itself (`/api/transcripts`, `/api/documents`): the one
+/// generic path for saving, reading, deleting and exporting transcripts and documents.
+pub trait StoredKind: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The kind (its name is the `source_type` and the not-found entity).
+    const KIND: SourceKind;
+
+    /// The id.
+    fn id(&self) -> &str;
+
+    /// The id, for assigning one on save.
+    fn id_mut(&mut self) -> &mut String;
+
+    /// Checks a value parsed from JSON, normalising it where the model says so.
+    fn check(&mut self) -> Result<(), Invalid>;
+
+    /// The value as something formatters render.
+    fn into_source(self) -> Source;
+}
+
+/// Implements [`StoredKind`] for a model type with a `pub id: String`, the [`Source`] and
+/// [`SourceKind`] variant of the same name, and a check method.
+macro_rules! stored_kind {
+    ($model:ident, $check:ident) => {
+        impl StoredKind for $model {
+            const KIND: SourceKind = SourceKind::$model;
+
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn id_mut(&mut self) -> &mut String {
+                &mut self.id
+            }
+
+            fn check(&mut self) -> Result<(), Invalid> {
+                self.$check()
+            }
+
+            fn into_source(self) -> Source {
+                Source::$model(self)
+            }
+        }
+    };
+}
+
+// A transcript's check also sorts its segments by start.
+stored_kind!(Transcript, validate_and_sort);
+stored_kind!(Document, validate);
+
+/// Parses and checks a stored kind given as JSON, naming the failing field.
+pub fn from_json<K: StoredKind>(value: serde_json::Value) -> Result<K, ExportError> {
+    let mut k: K = parse(value)?;
+    k.check()?;
+    Ok(k)
+}
+
 /// Validates a transcript given as JSON (sorting its segments).
 pub fn transcript_from_json(value: serde_json::Value) -> Result<Transcript, ExportError> {
-    let mut t: Transcript = parse(value)?;
-    t.validate_and_sort()?;
-    Ok(t)
+    from_json(value)
 }
 
 /// Validates a document given as JSON.
 pub fn document_from_json(value: serde_json::Value) -> Result<Document, ExportError> {
-    let d: Document = parse(value)?;
-    d.validate()?;
-    Ok(d)
+    from_json(value)
 }
 
-/// The stored transcripts (`/api/transcripts`).
-pub struct TranscriptSource {
-    store: Store,
+/// Reads a stored source of kind `K`; absent → [`ExportError::NotFound`] naming the kind.
+pub async fn load_stored<K: StoredKind>(store: &dyn SourceStore, id: &str) -> Result<K, ExportError> {
+    let kind = K::KIND.as_str();
+    let json = store.get(K::KIND, id).await?.ok_or_else(|| ExportError::NotFound { kind, id: id.into() })?;
+    serde_json::from_str(&json).map_err(|e| ExportError::Io(format!("stored {kind} {id} unreadable: {e}")))
 }
 
-impl TranscriptSource {
-    /// Over the shared store.
-    pub fn new(store: Store) -> Self {
-        TranscriptSource { store }
-    }
+/// The stored sources of one kind as an export source type (`transcript`, `document`).
+pub struct StoredSource<K> {
+    store: Arc<dyn SourceStore>,
+    kind: PhantomData<fn() -> K>,
 }
 
-#[async_trait]
-impl ExportSource for TranscriptSource {
-    fn source_type(&self) -> &str {
-        "transcript"
-    }
-
-    async fn load(&self, id: &str) -> Result<Source, ExportError> {
-        let json = store::get_source(&self.store, TRANSCRIPTS, id)
-            .await?
-            .ok_or_else(|| ExportError::NotFound { kind: "transcript", id: id.into() })?;
-        serde_json::from_str(&json).map(Source::Transcript).map_err(|e| ExportError::Io(format!("stored transcript {id} unreadable: {e}")))
-    }
-
-    fn from_inline(&self, value: serde_json::Value) -> Result<Source, ExportError> {
-        transcript_from_json(value).map(Source::Transcript)
-    }
-}
-
-/// The stored documents (`/api/documents`).
-pub struct DocumentSource {
-    store: Store,
-}
-
-impl DocumentSource {
-    /// Over the shared store.
-    pub fn new(store: Store) -> Self {
-        DocumentSource { store }
+impl<K: StoredKind> StoredSource<K> {
+    /// Over a source store.
+    pub fn new(store: Arc<dyn SourceStore>) -> Self {
+        StoredSource { store, kind: PhantomData }
     }
 }
 
 #[async_trait]
-impl ExportSource for DocumentSource {
+impl<K: StoredKind> ExportSource for StoredSource<K> {
     fn source_type(&self) -> &str {
-        "document"
+        K::KIND.as_str()
     }
 
     async fn load(&self, id: &str) -> Result<Source, ExportError> {
-        let json = store::get_source(&self.store, DOCUMENTS, id)
-            .await?
-            .ok_or_else(|| ExportError::NotFound { kind: "document", id: id.into() })?;
-        serde_json::from_str(&json).map(Source::Document).map_err(|e| ExportError::Io(format!("stored document {id} unreadable: {e}")))
+        Ok(load_stored::<K>(self.store.as_ref(), id).await?.into_source())
     }
 
     fn from_inline(&self, value: serde_json::Value) -> Result<Source, ExportError> {
-        document_from_json(value).map(Source::Document)
+        from_json::<K>(value).map(K::into_source)
     }
 }
 

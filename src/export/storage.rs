@@ -26,6 +26,9 @@ pub trait ExportStorage: Send + Sync + 'static {
     async fn open(&self, key: &str) -> Result<Option<(Reader, u64)>, ExportError>;
     /// Deletes the file under `key`; absent is not an error.
     async fn delete(&self, key: &str) -> Result<(), ExportError>;
+    /// Removes what writes interrupted by a crash left behind (called once at start).
+    /// Nothing by default, for backends whose writes leave nothing.
+    async fn clean_up(&self) {}
 }
 
 /// Whether `key` is a plain file name: ASCII letters, digits, `-`, `_`, `.`, no `..`.
@@ -126,6 +129,11 @@ impl ExportStorage for LocalStorage {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn clean_up(&self) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.sweep_temp()).await;
+    }
 }
 
 /// Checks a caller-supplied download file name (without extension): refused when it has
@@ -187,6 +195,29 @@ mod tests {
             content_disposition("Grüße \"x\".srt"),
             "attachment; filename=\"Gr__e _x_.srt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.srt"
         );
+    }
+
+    /// Fresh directories; a re-open is a new backend on the same directory.
+    #[derive(Default)]
+    struct TempRoots(Vec<tempfile::TempDir>);
+
+    #[async_trait]
+    impl crate::export::conformance::Harness<LocalStorage> for TempRoots {
+        async fn fresh(&mut self) -> LocalStorage {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let s = LocalStorage::new(dir.path().join("exports"));
+            self.0.push(dir);
+            s
+        }
+
+        async fn reopen(&mut self, old: LocalStorage) -> LocalStorage {
+            LocalStorage::new(old.root().to_path_buf())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_local_storage_passes_the_conformance_suite() {
+        crate::export::conformance::files::run(TempRoots::default()).await;
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use super::{
     error::{ApiResult, Json, Query},
 };
 use crate::error::ApiError;
-use crate::export::{Document, ExportCreated, ExportJob, ExportRequest, ExportStatus, ListFilter, Transcript};
+use crate::export::{Document, ExportCreated, ExportJob, ExportRequest, ExportStatus, ListFilter, StoredKind, Transcript};
 use axum::{
     Extension,
     body::Body,
@@ -243,128 +243,109 @@ async fn download_export(
     Ok(resp)
 }
 
-/// Stores a transcript (validated; segments sorted by start).
-#[utoipa::path(
-    post,
-    path = "/api/transcripts",
-    tag = "export",
-    request_body = Transcript,
-    responses(
-        (status = 201, description = "Stored", body = Transcript),
-        (status = 400, description = "Invalid segment (field named, e.g. segments[2].end)", body = crate::error::ErrorBody),
-        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
-    )
-)]
-async fn create_transcript(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(v): Json<serde_json::Value>,
-) -> ApiResult<(StatusCode, axum::Json<Transcript>)> {
+// ---- stored sources: one generic handler set, routed once per kind ------------------
+
+/// Stores a transcript or document (`K`): validated, id assigned when empty.
+async fn create_stored<K: StoredKind>(s: AppState, p: Principal, v: serde_json::Value) -> ApiResult<(StatusCode, axum::Json<K>)> {
     require_service(&p)?;
-    Ok((StatusCode::CREATED, axum::Json(s.export.save_transcript(v).await?)))
+    Ok((StatusCode::CREATED, axum::Json(s.export.save_stored::<K>(v).await?)))
 }
 
-/// A stored transcript.
-#[utoipa::path(
-    get,
-    path = "/api/transcripts/{id}",
-    tag = "export",
-    params(("id" = String, Path, description = "Transcript id")),
-    responses(
-        (status = 200, description = "The transcript", body = Transcript),
-        (status = 404, description = "No such transcript", body = crate::error::ErrorBody),
-    )
-)]
-async fn get_transcript(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Transcript>> {
+/// A stored transcript or document (`K`).
+async fn get_stored<K: StoredKind>(s: AppState, p: Principal, id: String) -> ApiResult<axum::Json<K>> {
     require_service(&p)?;
-    Ok(axum::Json(s.export.get_transcript(&id).await?))
+    Ok(axum::Json(s.export.get_stored::<K>(&id).await?))
 }
 
-/// Deletes a stored transcript.
-#[utoipa::path(
-    delete,
-    path = "/api/transcripts/{id}",
-    tag = "export",
-    params(("id" = String, Path, description = "Transcript id")),
-    responses(
-        (status = 200, description = "Deleted", body = Deleted),
-        (status = 404, description = "No such transcript", body = crate::error::ErrorBody),
-    )
-)]
-async fn delete_transcript(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Deleted>> {
+/// Deletes a stored transcript or document (`K`).
+async fn delete_stored<K: StoredKind>(s: AppState, p: Principal, id: String) -> ApiResult<axum::Json<Deleted>> {
     require_service(&p)?;
-    s.export.delete_transcript(&id).await?;
+    s.export.delete_stored::<K>(&id).await?;
     Ok(axum::Json(Deleted { success: true }))
 }
 
-/// Stores a document.
-#[utoipa::path(
-    post,
-    path = "/api/documents",
-    tag = "export",
-    request_body = Document,
-    responses(
-        (status = 201, description = "Stored", body = Document),
-        (status = 400, description = "Invalid document (field named)", body = crate::error::ErrorBody),
-        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
-    )
-)]
-async fn create_document(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(v): Json<serde_json::Value>,
-) -> ApiResult<(StatusCode, axum::Json<Document>)> {
-    require_service(&p)?;
-    Ok((StatusCode::CREATED, axum::Json(s.export.save_document(v).await?)))
+/// The routes of one stored kind: each handler is the generic one above; the macro only
+/// names it (the OpenAPI operation id) and describes it for `/openapi.json`.
+macro_rules! stored_routes {
+    (
+        $kind:ident at $path:tt and $item_path:tt, id $id_doc:tt;
+        create $create:ident: $create_doc:tt, invalid $invalid:tt;
+        get $get:ident: $get_doc:tt, found $found:tt, missing $missing:tt;
+        delete $delete:ident: $delete_doc:tt;
+    ) => {
+        #[doc = $create_doc]
+        #[utoipa::path(
+                                            post,
+                                            path = $path,
+                                            tag = "export",
+                                            request_body = $kind,
+                                            responses(
+                                                (status = 201, description = "Stored", body = $kind),
+                                                (status = 400, description = $invalid, body = crate::error::ErrorBody),
+                                                (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+                                            )
+                                        )]
+        async fn $create(
+            State(s): State<AppState>,
+            Extension(p): Extension<Principal>,
+            Json(v): Json<serde_json::Value>,
+        ) -> ApiResult<(StatusCode, axum::Json<$kind>)> {
+            create_stored::<$kind>(s, p, v).await
+        }
+
+        #[doc = $get_doc]
+        #[utoipa::path(
+                                            get,
+                                            path = $item_path,
+                                            tag = "export",
+                                            params(("id" = String, Path, description = $id_doc)),
+                                            responses(
+                                                (status = 200, description = $found, body = $kind),
+                                                (status = 404, description = $missing, body = crate::error::ErrorBody),
+                                            )
+                                        )]
+        async fn $get(
+            State(s): State<AppState>,
+            Extension(p): Extension<Principal>,
+            Path(id): Path<String>,
+        ) -> ApiResult<axum::Json<$kind>> {
+            get_stored::<$kind>(s, p, id).await
+        }
+
+        #[doc = $delete_doc]
+        #[utoipa::path(
+                                            delete,
+                                            path = $item_path,
+                                            tag = "export",
+                                            params(("id" = String, Path, description = $id_doc)),
+                                            responses(
+                                                (status = 200, description = "Deleted", body = Deleted),
+                                                (status = 404, description = $missing, body = crate::error::ErrorBody),
+                                            )
+                                        )]
+        async fn $delete(
+            State(s): State<AppState>,
+            Extension(p): Extension<Principal>,
+            Path(id): Path<String>,
+        ) -> ApiResult<axum::Json<Deleted>> {
+            delete_stored::<$kind>(s, p, id).await
+        }
+    };
 }
 
-/// A stored document.
-#[utoipa::path(
-    get,
-    path = "/api/documents/{id}",
-    tag = "export",
-    params(("id" = String, Path, description = "Document id")),
-    responses(
-        (status = 200, description = "The document", body = Document),
-        (status = 404, description = "No such document", body = crate::error::ErrorBody),
-    )
-)]
-async fn get_document(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Document>> {
-    require_service(&p)?;
-    Ok(axum::Json(s.export.get_document(&id).await?))
+stored_routes! {
+    Transcript at "/api/transcripts" and "/api/transcripts/{id}", id "Transcript id";
+    create create_transcript: "Stores a transcript (validated; segments sorted by start).",
+        invalid "Invalid segment (field named, e.g. segments[2].end)";
+    get get_transcript: "A stored transcript.", found "The transcript", missing "No such transcript";
+    delete delete_transcript: "Deletes a stored transcript.";
 }
 
-/// Deletes a stored document.
-#[utoipa::path(
-    delete,
-    path = "/api/documents/{id}",
-    tag = "export",
-    params(("id" = String, Path, description = "Document id")),
-    responses(
-        (status = 200, description = "Deleted", body = Deleted),
-        (status = 404, description = "No such document", body = crate::error::ErrorBody),
-    )
-)]
-async fn delete_document(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Deleted>> {
-    require_service(&p)?;
-    s.export.delete_document(&id).await?;
-    Ok(axum::Json(Deleted { success: true }))
+stored_routes! {
+    Document at "/api/documents" and "/api/documents/{id}", id "Document id";
+    create create_document: "Stores a document.", invalid "Invalid document (field named)";
+    get get_document: "A stored document.", found "The document", missing "No such document";
+    delete delete_document: "Deletes a stored document.";
 }
 
 /// Answer of a delete.

@@ -1,11 +1,30 @@
 //! Configuration of notifications (`notification:` in hearth.yaml).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The backend name of the built-in store of a seam (`notification.store`, `export.store`).
+pub const EMBEDDED: &str = "embedded";
+
+/// Reads a `<module>.store` backend name, refusing names this build has no backend for
+/// (the loader reports the key with the message). Only [`EMBEDDED`] exists today; the
+/// scale-out backends (Redis...) come with later releases.
+pub(crate) fn store_backend<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    if name == EMBEDDED {
+        Ok(name)
+    } else {
+        Err(serde::de::Error::custom(format!("the store backend '{name}' is not in this build yet (available: {EMBEDDED})")))
+    }
+}
 
 /// Settings for notifications (seed "Notification Module").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationConfig {
+    /// The notification store backend: `embedded` (hearth's database; the only one in this
+    /// build).
+    #[serde(deserialize_with = "store_backend")]
+    pub store: String,
     /// Channel settings.
     pub channels: ChannelsConfig,
     /// Persistence and retention.
@@ -25,6 +44,7 @@ pub struct NotificationConfig {
 impl Default for NotificationConfig {
     fn default() -> Self {
         NotificationConfig {
+            store: EMBEDDED.into(),
             channels: ChannelsConfig::default(),
             persistence: PersistenceConfig::default(),
             templates: TemplatesConfig::default(),
@@ -183,5 +203,18 @@ pub struct TemplatesConfig {
 impl Default for TemplatesConfig {
     fn default() -> Self {
         TemplatesConfig { dir: "./templates/notifications".into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn the_store_is_embedded_unless_named_otherwise_and_unknown_backends_are_refused() {
+        assert_eq!(Config::from_yaml("").unwrap().notification.store, "embedded");
+        assert_eq!(Config::from_yaml("notification: {store: embedded}").unwrap().notification.store, "embedded");
+        let err = Config::from_yaml("notification: {store: redis}").unwrap_err().to_string();
+        assert!(err.contains("notification.store") && err.contains("'redis' is not in this build yet"), "{err}");
     }
 }

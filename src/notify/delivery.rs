@@ -13,8 +13,8 @@
 //! a job hook.
 
 use super::channel::{DeliveryError, DeliveryInput, DeliveryMode};
-use super::model::{Delivery, DeliveryState, EMAIL, Notification, WEBHOOK};
-use super::store;
+use super::model::{Delivery, DeliveryState, EMAIL, WEBHOOK};
+use super::store::OutboxEntry;
 use super::{Inner, Notifications, TOPIC_DELIVERY, metrics};
 use crate::jobs::{Backoff, EnqueueRequest, Job, JobContext, JobFailure, JobHooks, JobStatus};
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,7 @@ pub(super) fn start(svc: &Notifications, bg: &crate::runtime::Background) {
     let svc = svc.clone();
     let shutdown = bg.shutdown.clone();
     bg.spawn(async move {
-        let pending = match svc.inner.store.read(store::outbox).await {
+        let pending = match svc.inner.store.outbox().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "notify: cannot read the delivery outbox");
@@ -97,13 +97,12 @@ impl JobHooks for DeadJobHook {
 }
 
 impl Notifications {
-    /// Enqueues the delivery jobs of `(notification id, channels)` pairs, a chunk per
-    /// durable write, then clears their outbox entries. Failures are logged and left in
-    /// the outbox for the next start.
-    pub(super) async fn enqueue_deliveries(&self, items: Vec<(String, Vec<String>)>) {
+    /// Enqueues the delivery jobs of outbox entries, a chunk per durable write, then
+    /// settles the entries. Failures are logged and left in the outbox for the next start.
+    pub(super) async fn enqueue_deliveries(&self, items: Vec<OutboxEntry>) {
         for chunk in items.chunks(ENQUEUE_CHUNK) {
             let mut reqs = Vec::new();
-            for (id, channels) in chunk {
+            for OutboxEntry { notification_id: id, channels } in chunk {
                 for channel in channels {
                     let (max_attempts, retry_base_ms) = match self.inner.channels.get(channel).map(|c| c.mode()) {
                         Some(DeliveryMode::Queued { max_attempts, retry_base_ms }) => (max_attempts.max(1), retry_base_ms),
@@ -122,8 +121,8 @@ impl Notifications {
                 tracing::error!(error = %e, count = chunk.len(), "notify: cannot enqueue deliveries; kept in the outbox for the next start");
                 continue;
             }
-            let done: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-            if let Err(e) = self.inner.store.write(move |txn| store::clear_outbox(txn, &done)).await {
+            let done: Vec<String> = chunk.iter().map(|e| e.notification_id.clone()).collect();
+            if let Err(e) = self.inner.store.settle_outbox(&done).await {
                 tracing::warn!(error = %e, "notify: cannot clear the delivery outbox (deliveries are already enqueued)");
             }
         }
@@ -134,19 +133,12 @@ impl Notifications {
         let p: Payload = serde_json::from_value(payload).map_err(|e| JobFailure::fatal(format!("bad delivery payload: {e}")))?;
         let id = p.notification_id.clone();
         let inner = &self.inner;
-        let loaded = {
-            let id = id.clone();
-            let with_email = p.channel == EMAIL;
-            inner
-                .store
-                .read(move |txn| -> Result<_, crate::store::StoreError> {
-                    let n = store::get(txn, &id)?;
-                    let e = if with_email { store::email_of(txn, &id)? } else { None };
-                    Ok(n.map(|n| (n, e)))
-                })
-                .await
-                .map_err(|e| JobFailure::retry(e.to_string()))?
+        let loaded = if p.channel == EMAIL {
+            inner.store.get_with_email(&id).await
+        } else {
+            inner.store.get(&id).await.map(|n| n.map(|n| (n, None)))
         };
+        let loaded = loaded.map_err(|e| JobFailure::retry(e.to_string()))?;
         let Some((n, email)) = loaded else {
             return Ok(serde_json::json!({"skipped": "the notification was deleted"}));
         };
@@ -186,21 +178,8 @@ impl Notifications {
     async fn finish(&self, p: &Payload, state: DeliveryState, attempts: u32, error: Option<String>) -> bool {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let (id, channel) = (p.notification_id.clone(), p.channel.clone());
-        let err = error.clone();
-        let updated: Result<Option<Notification>, crate::store::StoreError> = inner
-            .store
-            .write(move |txn| {
-                store::update_delivery(txn, &id, &channel, |d: &mut Delivery| {
-                    if d.state != DeliveryState::Pending {
-                        return false;
-                    }
-                    *d = Delivery { state, attempts: attempts.max(d.attempts), error: err, updated_at: now };
-                    true
-                })
-            })
-            .await;
-        let n = match updated {
+        let next = Delivery { state, attempts, error: error.clone(), updated_at: now };
+        let n = match inner.store.record_delivery(&p.notification_id, &p.channel, next).await {
             Ok(Some(n)) => n,
             Ok(None) => return false,
             Err(e) => {
@@ -230,10 +209,9 @@ impl Notifications {
 mod tests {
     use super::*;
     use crate::notify::channel::NotificationChannel;
-    use crate::notify::model::{IN_APP, NotificationKind};
-    use crate::notify::store::NewItem;
+    use crate::notify::model::IN_APP;
+    use crate::notify::store::NewNotification;
     use async_trait::async_trait;
-    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counting(AtomicUsize);
@@ -261,29 +239,9 @@ mod tests {
         let svc = app.notify.clone();
         let push = Arc::new(Counting(AtomicUsize::new(0)));
         svc.register_channel(push.clone());
-        let now = app.clock.now();
-        let pending = Delivery { state: DeliveryState::Pending, attempts: 0, error: None, updated_at: now };
-        let n = Notification {
-            id: uuid::Uuid::now_v7().to_string(),
-            kind: NotificationKind::Info,
-            title: "t".into(),
-            message: String::new(),
-            user_id: "u".into(),
-            channels: vec![IN_APP.into(), "push".into()],
-            action_url: None,
-            action_label: None,
-            template: None,
-            data: None,
-            read: false,
-            read_at: None,
-            created_at: now,
-            deliveries: BTreeMap::from([("push".to_string(), pending)]),
-        };
-        let stored = n.clone();
-        app.store
-            .write(move |txn| store::insert(txn, &[NewItem { n: &stored, email: None, outbox: &["push".to_string()] }]))
-            .await
-            .unwrap();
+        let n = crate::notify::conformance::note("u", &[IN_APP, "push"], app.clock.now());
+        let item = NewNotification { notification: n.clone(), email: None, outbox: vec!["push".to_string()] };
+        svc.inner.store.insert(vec![item]).await.unwrap();
         // Two replays (as after two restarts): the deterministic job id keeps it to one job.
         let bg = app.background().clone();
         start(&svc, &bg);
@@ -297,7 +255,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(state, DeliveryState::Delivered);
-        assert!(app.store.read(store::outbox).await.unwrap().is_empty(), "the outbox is cleared");
+        assert!(svc.inner.store.outbox().await.unwrap().is_empty(), "the outbox is cleared");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(push.0.load(Ordering::SeqCst), 1);
         app.shutdown().await;

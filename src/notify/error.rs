@@ -17,7 +17,11 @@ pub enum NotifyError {
     /// No notification with this id.
     #[error("notification '{0}' not found")]
     NotFound(String),
-    /// A channel or backend needed for the request is not available.
+    /// A write collides with stored data (an insert under an id that exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// A channel or backend needed for the request is not available (a notification
+    /// store that cannot reach its backend returns this: HTTP 503).
     #[error("{0}")]
     Unavailable(String),
     /// Storage failure.
@@ -37,6 +41,7 @@ impl From<NotifyError> for ApiError {
         match e {
             NotifyError::Invalid { field, message } => ApiError::invalid(field, message),
             NotifyError::NotFound(id) => ApiError::not_found("notification", &id),
+            NotifyError::Conflict(m) => ApiError::conflict(m),
             NotifyError::Unavailable(m) => ApiError::unavailable(m),
             NotifyError::Store(s) => ApiError::internal(s),
         }

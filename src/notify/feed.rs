@@ -4,7 +4,7 @@
 use super::error::NotifyError;
 use super::model::{FeedPage, ListQuery, Notification, NotificationKind, Preferences, PreferencesInput};
 use super::send::check_user_id;
-use super::store::{self, ReadChange};
+use super::store::ReadChange;
 use super::{Notifications, TOPIC_DELETED, TOPIC_READ, email, metrics};
 
 /// Largest page of a feed listing.
@@ -13,12 +13,7 @@ pub const MAX_LIMIT: usize = 200;
 impl Notifications {
     /// One notification (any channel), or `NotFound`.
     pub async fn get(&self, id: &str) -> Result<Notification, NotifyError> {
-        let key = id.to_string();
-        self.inner
-            .store
-            .read(move |txn| Ok::<_, NotifyError>(store::get(txn, &key)?))
-            .await?
-            .ok_or_else(|| NotifyError::NotFound(id.to_string()))
+        self.inner.store.get(id).await?.ok_or_else(|| NotifyError::NotFound(id.to_string()))
     }
 
     /// A page of `user_id`'s in-app feed, newest first.
@@ -28,27 +23,19 @@ impl Notifications {
             return Err(NotifyError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
         }
         q.limit = q.limit.min(MAX_LIMIT);
-        let user = user_id.to_string();
-        Ok(self.inner.store.read(move |txn| store::list(txn, &user, &q)).await?)
+        self.inner.store.list(user_id, &q).await
     }
 
     /// Number of unread in-app notifications of `user_id`.
     pub async fn unread_count(&self, user_id: &str) -> Result<u64, NotifyError> {
         check_user_id("user_id", user_id)?;
-        let user = user_id.to_string();
-        Ok(self.inner.store.read(move |txn| store::unread_count(txn, &user)).await?)
+        self.inner.store.unread_count(user_id).await
     }
 
     /// Marks one notification read (idempotent). Returns it as stored afterwards.
     pub async fn mark_read(&self, id: &str) -> Result<Notification, NotifyError> {
-        let key = id.to_string();
         let now = self.inner.clock.now();
-        let (n, change) = self
-            .inner
-            .store
-            .write(move |txn| Ok::<_, NotifyError>(store::mark_read(txn, &key, now)?))
-            .await?
-            .ok_or_else(|| NotifyError::NotFound(id.to_string()))?;
+        let (n, change) = self.inner.store.mark_read(id, now).await?.ok_or_else(|| NotifyError::NotFound(id.to_string()))?;
         self.publish_read(&n.user_id, change);
         Ok(n)
     }
@@ -56,9 +43,8 @@ impl Notifications {
     /// Marks every unread notification of `user_id` read; returns how many changed.
     pub async fn mark_all_read(&self, user_id: &str) -> Result<usize, NotifyError> {
         check_user_id("user_id", user_id)?;
-        let user = user_id.to_string();
         let now = self.inner.clock.now();
-        let change = self.inner.store.write(move |txn| store::mark_all_read(txn, &user, now)).await?;
+        let change = self.inner.store.mark_all_read(user_id, now).await?;
         let n = change.ids.len();
         self.publish_read(user_id, change);
         Ok(n)
@@ -83,13 +69,7 @@ impl Notifications {
 
     /// Deletes a notification; returns it as it was.
     pub async fn delete(&self, id: &str) -> Result<Notification, NotifyError> {
-        let key = id.to_string();
-        let (n, unread) = self
-            .inner
-            .store
-            .write(move |txn| Ok::<_, NotifyError>(store::delete(txn, &key)?))
-            .await?
-            .ok_or_else(|| NotifyError::NotFound(id.to_string()))?;
+        let (n, unread) = self.inner.store.delete(id).await?.ok_or_else(|| NotifyError::NotFound(id.to_string()))?;
         if n.in_feed() {
             self.inner.events.emit(TOPIC_DELETED, &n.user_id, Some(&n.user_id), serde_json::json!({"ids": [n.id], "unread_count": unread}));
         }
@@ -99,8 +79,8 @@ impl Notifications {
     /// `user_id`'s preferences (defaults when never set).
     pub async fn preferences(&self, user_id: &str) -> Result<Preferences, NotifyError> {
         check_user_id("user_id", user_id)?;
-        let user = user_id.to_string();
-        Ok(self.inner.store.read(move |txn| store::prefs(txn, &user)).await?)
+        let mut found = self.inner.store.preferences(&[user_id.to_string()]).await?;
+        found.pop().ok_or_else(|| NotifyError::Unavailable("the notification store answered no preferences".into()))
     }
 
     /// Replaces `user_id`'s preferences after validating the address, the kinds and the
@@ -131,8 +111,7 @@ impl Notifications {
         muted.sort();
         muted.dedup();
         let prefs = Preferences { user_id: user_id.to_string(), email, channels: input.channels, muted_types: muted };
-        let p = prefs.clone();
-        self.inner.store.write(move |txn| store::put_prefs(txn, &p)).await?;
+        self.inner.store.put_preferences(&prefs).await?;
         Ok(prefs)
     }
 }

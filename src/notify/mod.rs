@@ -20,8 +20,11 @@
 
 pub mod channel;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod delivery;
 pub mod email;
+pub mod embedded;
 pub mod error;
 mod feed;
 pub mod hooks;
@@ -29,11 +32,12 @@ pub mod metrics;
 pub mod model;
 mod retention;
 mod send;
-mod store;
+pub mod store;
 pub mod template;
 pub mod webhook;
 
 pub use channel::{DeliveryError, DeliveryInput, DeliveryMode, NotificationChannel};
+pub use embedded::EmbeddedNotificationStore;
 pub use error::NotifyError;
 pub use hooks::NotifyHooks;
 pub use model::{
@@ -41,7 +45,7 @@ pub use model::{
     SendOutcome, SendRequest,
 };
 pub use send::check_user_id;
-pub use store::RenderedEmail;
+pub use store::{NotificationStore, RenderedEmail};
 
 use crate::{clock::SharedClock, events::EventBus, jobs::JobQueue, store::Store};
 use channel::{ChannelRegistry, InAppChannel};
@@ -62,7 +66,7 @@ pub const TOPIC_DELETED: &str = "notification.deleted";
 pub const TOPIC_DELIVERY: &str = "notification.delivery";
 
 pub(crate) struct Inner {
-    store: Store,
+    store: Arc<dyn NotificationStore>,
     events: EventBus,
     clock: SharedClock,
     jobs: JobQueue,
@@ -79,9 +83,22 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    /// Builds the service: registers the enabled built-in channels and the delivery job
-    /// handlers on `jobs` (which must not be started yet for the handlers to be used).
+    /// Builds the service on the embedded store (hearth's redb database): registers the
+    /// enabled built-in channels and the delivery job handlers on `jobs` (which must not be
+    /// started yet for the handlers to be used).
     pub fn new(store: Store, events: EventBus, clock: SharedClock, jobs: JobQueue, config: NotificationConfig) -> Self {
+        Self::with_store(Arc::new(EmbeddedNotificationStore::new(store)), events, clock, jobs, config)
+    }
+
+    /// As [`Notifications::new`], on any [`NotificationStore`] (e.g. one shared by several
+    /// nodes).
+    pub fn with_store(
+        store: Arc<dyn NotificationStore>,
+        events: EventBus,
+        clock: SharedClock,
+        jobs: JobQueue,
+        config: NotificationConfig,
+    ) -> Self {
         metrics::describe();
         let channels = ChannelRegistry::default();
         let c = &config.channels;

@@ -4,7 +4,7 @@
 //! and call [`Notifications::sweep`].
 
 use super::error::NotifyError;
-use super::{Notifications, metrics, store};
+use super::{Notifications, metrics};
 use std::time::Duration;
 
 /// Deletions per transaction.
@@ -20,20 +20,7 @@ impl Notifications {
         let (unread_before, read_before) = (now - secs(r.unread), now - secs(r.read));
         let mut total = 0;
         loop {
-            let ids = inner.store.read(move |txn| store::expired(txn, unread_before, read_before, BATCH)).await?;
-            if ids.is_empty() {
-                break;
-            }
-            let n = ids.len();
-            inner
-                .store
-                .write(move |txn| {
-                    for id in &ids {
-                        store::delete(txn, id)?;
-                    }
-                    Ok::<_, NotifyError>(())
-                })
-                .await?;
+            let n = inner.store.delete_expired(unread_before, read_before, BATCH).await?;
             total += n;
             if n < BATCH {
                 break;

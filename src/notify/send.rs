@@ -4,7 +4,7 @@
 use super::channel::DeliveryMode;
 use super::error::NotifyError;
 use super::model::{BatchSendRequest, Delivery, DeliveryState, Notification, NotificationKind, Preferences, SendOutcome, SendRequest};
-use super::store::{self, NewItem, RenderedEmail};
+use super::store::{NewNotification, OutboxEntry, RenderedEmail};
 use super::{Notifications, TOPIC_CREATED, metrics};
 use std::collections::{BTreeMap, HashSet};
 
@@ -81,12 +81,7 @@ impl Notifications {
                 return Err(NotifyError::invalid(format!("user_ids[{i}]"), format!("duplicate user '{u}'")));
             }
         }
-        let users = req.user_ids.clone();
-        let all_prefs = self
-            .inner
-            .store
-            .read(move |txn| -> Result<Vec<Preferences>, NotifyError> { users.iter().map(|u| Ok(store::prefs(txn, u)?)).collect() })
-            .await?;
+        let all_prefs = self.inner.store.preferences(&req.user_ids).await?;
         let mut prepared = Vec::with_capacity(all_prefs.len());
         for (i, prefs) in all_prefs.iter().enumerate() {
             let single = req.for_user(&prefs.user_id);
@@ -217,22 +212,18 @@ impl Notifications {
         let counts = if to_store.is_empty() {
             Vec::new()
         } else {
-            let items: Vec<(Notification, Option<RenderedEmail>, Vec<String>)> =
-                to_store.iter().map(|p| (p.n.clone(), p.email.clone(), p.queued.clone())).collect();
-            inner
-                .store
-                .write(move |txn| {
-                    let refs: Vec<NewItem<'_>> = items.iter().map(|(n, e, q)| NewItem { n, email: e.as_ref(), outbox: q }).collect();
-                    store::insert(txn, &refs)
-                })
-                .await?
+            let items = to_store
+                .iter()
+                .map(|p| NewNotification { notification: p.n.clone(), email: p.email.clone(), outbox: p.queued.clone() })
+                .collect();
+            inner.store.insert(items).await?
         };
         let mut outcomes = Vec::with_capacity(to_store.len() + transient.len());
         let mut outbox = Vec::new();
-        for (p, (_seq, unread)) in to_store.iter().zip(counts.iter().copied()) {
+        for (p, unread) in to_store.iter().zip(counts.iter().copied()) {
             self.after_store(&p.n, Some(unread));
             if !p.queued.is_empty() {
-                outbox.push((p.n.id.clone(), p.queued.clone()));
+                outbox.push(OutboxEntry { notification_id: p.n.id.clone(), channels: p.queued.clone() });
             }
             outcomes.push(SendOutcome { notification_id: p.n.id.clone(), channels: p.n.channels.clone() });
         }
