@@ -80,7 +80,8 @@ impl From<ExportError> for ApiError {
             ExportError::TooLarge { .. } => ApiError::too_large("max_size", e.to_string()),
             ExportError::Render(m) => ApiError::new(crate::error::ErrorCode::BadRequest, format!("render failed: {m}")),
             ExportError::Font(_) | ExportError::Unavailable(_) => ApiError::unavailable(e.to_string()),
-            ExportError::Io(_) | ExportError::Store(_) => ApiError::internal(e),
+            ExportError::Store(s) => ApiError::from(s),
+            ExportError::Io(_) => ApiError::internal(e),
         }
     }
 }

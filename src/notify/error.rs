@@ -43,7 +43,7 @@ impl From<NotifyError> for ApiError {
             NotifyError::NotFound(id) => ApiError::not_found("notification", &id),
             NotifyError::Conflict(m) => ApiError::conflict(m),
             NotifyError::Unavailable(m) => ApiError::unavailable(m),
-            NotifyError::Store(s) => ApiError::internal(s),
+            NotifyError::Store(s) => ApiError::from(s),
         }
     }
 }
