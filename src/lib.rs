@@ -19,6 +19,8 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod error;
 pub mod events;
 pub mod export;

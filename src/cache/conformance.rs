@@ -1,15 +1,16 @@
 //! The conformance suite every L2 [`CacheBackend`] must pass (compiled for tests and with
 //! the `conformance` feature).
 //!
-//! `open(capacity_bytes)` opens the backend on ONE storage, empty at the first call; every
-//! later call opens the same storage again (the suite drops the previous backend first, so
-//! a re-open is a restart). A backend that does not bound its size itself (e.g. one that
-//! leaves eviction to the server's `maxmemory`) reports `capacity() == u64::MAX`, and the
-//! eviction check is skipped for it. Keys given to a backend are full keys; each check
-//! uses its own key prefix.
+//! The [`Harness`] opens one fresh storage; every check uses its own key prefix in it, and
+//! the last check re-opens it (a restart). Give the backend a small capacity (64 KiB or
+//! so) so that the eviction check can fill it; a backend that does not bound its size
+//! itself (e.g. one that leaves eviction to the server's `maxmemory`) reports
+//! `capacity() == u64::MAX`, and that check is skipped. Keys given to a backend are full
+//! keys.
 
 use super::CacheValue;
 use super::backend::{BackendEntry, CacheBackend, KeyFilter, Precondition};
+use crate::conformance::Harness;
 use std::sync::Arc;
 
 /// The suite's "now": expiries are absolute milliseconds, independent of the wall clock.
@@ -38,9 +39,8 @@ async fn data<B: CacheBackend>(b: &B, key: &str) -> Option<Vec<u8>> {
 }
 
 /// Runs every check. Panics with a message naming the broken rule.
-pub async fn run<B: CacheBackend>(open: impl Fn(u64) -> B) {
-    let capacity = 64 * 1024;
-    let b = open(capacity);
+pub async fn run<B: CacheBackend>(mut h: impl Harness<B>) {
+    let b = h.fresh().await;
     read_after_write_round_trips_everything(&b).await;
     expired_entries_are_never_returned(&b).await;
     preconditions_guard_writes(&b).await;
@@ -49,8 +49,7 @@ pub async fn run<B: CacheBackend>(open: impl Fn(u64) -> B) {
     sweep_removes_only_expired_entries(&b).await;
     usage_and_eviction_respect_the_capacity(&b).await;
     b.set("durable:1", entry(b"kept", HOUR, &["d"]), always()).await.expect("set");
-    drop(b);
-    let b = open(capacity);
+    let b = h.reopen(b).await;
     assert_eq!(data(&b, "durable:1").await.as_deref(), Some(&b"kept"[..]), "an acknowledged set survives a re-open");
     assert_eq!(b.delete_tagged(&["d".into()]).await.expect("delete_tagged"), 1, "tags survive a re-open");
 }

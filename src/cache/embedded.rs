@@ -387,8 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_redb_backend_passes_the_conformance_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        super::super::conformance::run(|capacity| EmbeddedBackend::new(Store::open(&path).unwrap(), capacity, Some(1024))).await;
+        let harness = crate::conformance::TempDb::on_store(|store| EmbeddedBackend::new(store, 64 * 1024, Some(1024)));
+        super::super::conformance::run(harness).await;
     }
 }

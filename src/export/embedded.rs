@@ -170,11 +170,11 @@ impl SourceStore for EmbeddedExportStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::TempDb;
     use crate::export::conformance;
-    use crate::notify::conformance::TempDb;
 
     fn harness() -> TempDb<EmbeddedExportStore> {
-        TempDb::new(EmbeddedExportStore::new, |s| &s.store)
+        TempDb::on_store(EmbeddedExportStore::new)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

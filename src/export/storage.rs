@@ -197,27 +197,9 @@ mod tests {
         );
     }
 
-    /// Fresh directories; a re-open is a new backend on the same directory.
-    #[derive(Default)]
-    struct TempRoots(Vec<tempfile::TempDir>);
-
-    #[async_trait]
-    impl crate::export::conformance::Harness<LocalStorage> for TempRoots {
-        async fn fresh(&mut self) -> LocalStorage {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let s = LocalStorage::new(dir.path().join("exports"));
-            self.0.push(dir);
-            s
-        }
-
-        async fn reopen(&mut self, old: LocalStorage) -> LocalStorage {
-            LocalStorage::new(old.root().to_path_buf())
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_local_storage_passes_the_conformance_suite() {
-        crate::export::conformance::files::run(TempRoots::default()).await;
+        crate::export::conformance::files::run(crate::conformance::TempDb::new(|dir| async move { LocalStorage::new(dir) })).await;
     }
 
     #[tokio::test]

@@ -1,64 +1,18 @@
 //! The conformance suite every [`NotificationStore`] must pass (compiled for tests and with
 //! the `conformance` feature, so backends outside this crate run the same checks).
 //!
-//! A [`Harness`] opens a store over fresh, empty storage and re-opens the same storage (as
-//! after a restart); the export suites use the same harness trait. Each check panics with
-//! a message naming the rule that broke. The
-//! suite uses only the trait's public API and millisecond-precise timestamps (a store must
+//! A [`Harness`] (the one every seam's suite takes) opens a store over fresh, empty
+//! storage and re-opens the same storage (as after a restart). Each check panics with a
+//! message naming the rule that broke. The suite uses only the trait's public API and millisecond-precise timestamps (a store must
 //! keep at least that precision); nothing in it depends on how the embedded store lays out
 //! its data.
 
 use super::error::NotifyError;
 use super::model::{Delivery, DeliveryState, FeedPage, ListQuery, Notification, NotificationKind, Preferences};
 use super::store::{NewNotification, NotificationStore, OutboxEntry, RenderedEmail};
-use async_trait::async_trait;
+use crate::conformance::Harness;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Opens the backend under test (of any seam: the export suites take it too).
-#[async_trait]
-pub trait Harness<S>: Send {
-    /// A backend over fresh, empty storage (no data of earlier calls visible).
-    async fn fresh(&mut self) -> S;
-    /// The storage `backend` used, opened again as after a restart; `backend` is dropped
-    /// (its connections closed) before the new one opens.
-    async fn reopen(&mut self, backend: S) -> S;
-}
-
-/// A [`Harness`] for backends kept in hearth's redb database (the embedded stores' own
-/// tests): each fresh backend gets a temp dir of its own; a re-open drops the backend,
-/// which closes the database, and opens the same directory again.
-#[cfg(test)]
-pub(crate) struct TempDb<S> {
-    dirs: Vec<tempfile::TempDir>,
-    open: fn(crate::store::Store) -> S,
-    store_of: fn(&S) -> &crate::store::Store,
-}
-
-#[cfg(test)]
-impl<S> TempDb<S> {
-    /// Backends made by `open` over a store, whose store `store_of` returns.
-    pub(crate) fn new(open: fn(crate::store::Store) -> S, store_of: fn(&S) -> &crate::store::Store) -> Self {
-        TempDb { dirs: Vec::new(), open, store_of }
-    }
-}
-
-#[cfg(test)]
-#[async_trait]
-impl<S: Send + 'static> Harness<S> for TempDb<S> {
-    async fn fresh(&mut self) -> S {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::store::Store::open(dir.path()).expect("open store");
-        self.dirs.push(dir);
-        (self.open)(store)
-    }
-
-    async fn reopen(&mut self, old: S) -> S {
-        let dir = (self.store_of)(&old).path().parent().expect("data dir").to_path_buf();
-        drop(old);
-        (self.open)(crate::store::Store::open(&dir).expect("re-open store"))
-    }
-}
 
 /// Runs every check. Panics with a message naming the broken rule.
 pub async fn run<S: NotificationStore>(mut h: impl Harness<S>) {

@@ -1,15 +1,14 @@
 //! The conformance suite every [`ProgressStorage`] must pass (compiled for tests and with
 //! the `conformance` feature).
 //!
-//! `open()` opens the backend on ONE storage, empty at the first call; every later call
-//! opens the same storage again. The suite drops the previous backend before it re-opens,
-//! so a re-open is a restart: what was acknowledged must still be there. Each check uses
-//! its own id prefix, so checks do not see each other's records except where noted.
+//! The [`Harness`] opens one fresh storage; every check uses its own id prefix in it, and
+//! the last check re-opens it (a restart): what was acknowledged must still be there.
 
 use super::error::ProgressError;
 use super::machine;
 use super::model::{NewProgress, ProgressRecord, ProgressStatus};
 use super::storage::{ListQuery, ProgressStorage};
+use crate::conformance::Harness;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 fn t0() -> DateTime<Utc> {
@@ -36,8 +35,8 @@ fn ids(v: &[ProgressRecord], prefix: &str) -> Vec<String> {
 }
 
 /// Runs every check. Panics with a message naming the broken rule.
-pub async fn run<S: ProgressStorage>(open: impl Fn() -> S) {
-    let s = open();
+pub async fn run<S: ProgressStorage>(mut h: impl Harness<S>) {
+    let s = h.fresh().await;
     read_after_write_and_unique_ids(&s).await;
     versions_only_grow(&s).await;
     coalesced_snapshots_never_go_back_or_resurrect(&s).await;
@@ -45,8 +44,7 @@ pub async fn run<S: ProgressStorage>(open: impl Fn() -> S) {
     delete_is_final(&s).await;
     retention_takes_only_expired_records_of_one_status(&s).await;
     let kept = s.load("durable.1").await.expect("load").expect("written above");
-    drop(s);
-    let s = open();
+    let s = h.reopen(s).await;
     let again = s.load("durable.1").await.expect("load after re-open").expect("an acknowledged record survives a re-open");
     assert_eq!(again, kept, "a re-opened storage returns the record exactly as acknowledged");
     assert!(s.load("del.1").await.expect("load").is_none(), "a deleted record stays deleted after a re-open");

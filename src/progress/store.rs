@@ -268,8 +268,6 @@ mod tests {
 
     #[tokio::test]
     async fn the_redb_storage_passes_the_conformance_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        super::super::conformance::run(|| RedbProgressStorage::new(Store::open(&path).unwrap())).await;
+        super::super::conformance::run(crate::conformance::TempDb::on_store(RedbProgressStorage::new)).await;
     }
 }

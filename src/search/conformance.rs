@@ -6,22 +6,14 @@
 //! uses only the trait's public API and compares keyword scores by order and membership,
 //! never by value (tantivy's BM25 and PostgreSQL's `ts_rank` differ); vector scores are
 //! compared by value, since every backend computes the same dot product. Each check
-//! panics with a message naming the rule that broke.
+//! panics with a message naming the rule that broke. The [`Harness`] hands the suite
+//! stores that are already opened ([`SearchStore::open`] done).
 
 use super::backend::{ChunkHit, DocRecord, Scope, SearchStore, StoreState, StoredDoc, VectorUpdate};
 use super::embed::{Embedder, normalize};
 use super::filter::Filter;
+use crate::conformance::Harness;
 use serde_json::{Value, json};
-use std::future::Future;
-
-/// Opens stores for the suite.
-pub trait Harness<B: SearchStore>: Send {
-    /// A store over new, empty storage, opened ([`SearchStore::open`] done).
-    fn fresh(&mut self) -> impl Future<Output = B> + Send;
-    /// Closes `store` (drops it, waiting for whatever the backend must release) and opens
-    /// the same storage again, as a restart does.
-    fn reopen(&mut self, store: B) -> impl Future<Output = B> + Send;
-}
 
 /// Vector length used by the suite.
 const DIM: usize = 8;

@@ -3,7 +3,7 @@
 //! [`records::run`] for an [`super::ExportRecordStore`], [`sources::run`] for a
 //! [`super::SourceStore`] and [`files::run`] for an [`super::storage::ExportStorage`].
 //!
-//! Each suite takes a [`Harness`] (the one the notification suite uses) that opens a
+//! Each suite takes a [`Harness`] (the one every seam's suite takes) that opens a
 //! backend over fresh, empty storage and re-opens the same storage (as after a restart).
 //! Checks use only the trait's public API and panic with a message naming the rule that
 //! broke; where a rule is specific to one backend, the backend's own tests check it
@@ -13,4 +13,4 @@ pub mod files;
 pub mod records;
 pub mod sources;
 
-pub use crate::notify::conformance::Harness;
+pub use crate::conformance::Harness;

@@ -99,10 +99,11 @@ impl NotificationStore for EmbeddedNotificationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::conformance::{self, TempDb};
+    use crate::conformance::TempDb;
+    use crate::notify::conformance;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_embedded_store_passes_the_conformance_suite() {
-        conformance::run(TempDb::new(EmbeddedNotificationStore::new, |s| &s.store)).await;
+        conformance::run(TempDb::on_store(EmbeddedNotificationStore::new)).await;
     }
 }

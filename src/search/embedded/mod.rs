@@ -234,14 +234,8 @@ impl SearchStore for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::conformance::{self, Harness};
-
-    /// Embedded stores, each in its own directory under one temporary directory.
-    struct Dirs {
-        root: tempfile::TempDir,
-        made: usize,
-        cfg: VectorDbConfig,
-    }
+    use crate::conformance::TempDb;
+    use crate::search::conformance;
 
     async fn open(dir: PathBuf, cfg: VectorDbConfig) -> EmbeddedStore {
         let store = EmbeddedStore::new(Store::open(&dir).expect("redb opens"), dir, cfg);
@@ -249,21 +243,8 @@ mod tests {
         store
     }
 
-    impl Harness<EmbeddedStore> for Dirs {
-        async fn fresh(&mut self) -> EmbeddedStore {
-            self.made += 1;
-            open(self.root.path().join(self.made.to_string()), self.cfg.clone()).await
-        }
-
-        async fn reopen(&mut self, store: EmbeddedStore) -> EmbeddedStore {
-            let dir = store.0.store.path().parent().expect("the data dir").to_path_buf();
-            drop(store);
-            open(dir, self.cfg.clone()).await
-        }
-    }
-
-    fn dirs(cfg: VectorDbConfig) -> Dirs {
-        Dirs { root: tempfile::tempdir().unwrap(), made: 0, cfg }
+    fn dirs(cfg: VectorDbConfig) -> TempDb<EmbeddedStore> {
+        TempDb::new(move |dir| open(dir, cfg.clone()))
     }
 
     #[tokio::test]
