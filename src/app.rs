@@ -18,16 +18,15 @@
 
 pub use crate::runtime::{Background, Readiness, ReadyState};
 use crate::{
-    cache::Cache,
-    cache::CacheBackend,
+    cache::{Cache, CacheBackend},
     clock::{SharedClock, SystemClock},
     config::Config,
     events::{EventBus, EventTransport},
-    export::ExportService,
-    jobs::JobQueue,
-    notify::Notifications,
+    export::{ExportBackends, ExportParts, ExportRecordStore, ExportService, SourceStore, storage::ExportStorage},
+    jobs::{Broker, JobQueue},
+    notify::{EmbeddedNotificationStore, NotificationStore, Notifications},
     progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, config::ProgressStoreKind},
-    search::SearchService,
+    search::{EmbeddedStore, Embedder, SearchService, StoreHandle},
     store::{Health, Store, StoreError, StoreOptions},
 };
 use std::collections::BTreeMap;
@@ -86,9 +85,22 @@ pub struct AppBuilder {
     config: Config,
     clock: SharedClock,
     store: Option<Store>,
+    backends: Backends,
+}
+
+/// Backends given to the builder; each `None` is built from the configuration.
+#[derive(Default)]
+struct Backends {
     events: Option<Arc<dyn EventTransport>>,
     progress: Option<Arc<dyn ProgressStorage>>,
+    jobs: Option<Broker>,
+    notify: Option<Arc<dyn NotificationStore>>,
     cache_l2: Option<Arc<dyn CacheBackend>>,
+    export_records: Option<Arc<dyn ExportRecordStore>>,
+    export_sources: Option<Arc<dyn SourceStore>>,
+    export_files: Option<Arc<dyn ExportStorage>>,
+    search: Option<StoreHandle>,
+    embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl AppBuilder {
@@ -107,27 +119,70 @@ impl AppBuilder {
 
     /// The event transport (default: the in-process broadcast bus).
     pub fn event_transport(mut self, transport: Arc<dyn EventTransport>) -> Self {
-        self.events = Some(transport);
+        self.backends.events = Some(transport);
         self
     }
 
     /// Where progress records live (default: `progress.store`).
     pub fn progress_storage(mut self, storage: Arc<dyn ProgressStorage>) -> Self {
-        self.progress = Some(storage);
+        self.backends.progress = Some(storage);
+        self
+    }
+
+    /// The job broker (default: `job_queue.broker.type`); see [`Broker::custom`].
+    pub fn job_broker(mut self, broker: Broker) -> Self {
+        self.backends.jobs = Some(broker);
+        self
+    }
+
+    /// Where notifications, preferences and the outbox live (default: `notification.store`).
+    pub fn notification_store(mut self, store: Arc<dyn NotificationStore>) -> Self {
+        self.backends.notify = Some(store);
         self
     }
 
     /// The cache's L2 tier (default: `cache.l2.backend`; ignored when `cache.l2.enabled`
     /// is false).
     pub fn cache_backend(mut self, backend: Arc<dyn CacheBackend>) -> Self {
-        self.cache_l2 = Some(backend);
+        self.backends.cache_l2 = Some(backend);
+        self
+    }
+
+    /// Where export records live (default: `export.store`).
+    pub fn export_records(mut self, records: Arc<dyn ExportRecordStore>) -> Self {
+        self.backends.export_records = Some(records);
+        self
+    }
+
+    /// Where stored transcripts and documents live (default: `export.store`).
+    pub fn export_sources(mut self, sources: Arc<dyn SourceStore>) -> Self {
+        self.backends.export_sources = Some(sources);
+        self
+    }
+
+    /// Where export files go (default: `export.storage`).
+    pub fn export_files(mut self, files: Arc<dyn ExportStorage>) -> Self {
+        self.backends.export_files = Some(files);
+        self
+    }
+
+    /// Where search documents, chunks, the keyword index and vectors live (default:
+    /// `search.vector_db.type`).
+    pub fn search_store(mut self, store: impl Into<StoreHandle>) -> Self {
+        self.backends.search = Some(store.into());
+        self
+    }
+
+    /// The embedder (default: `search.embeddings`).
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.backends.embedder = Some(embedder);
         self
     }
 
     /// Opens the store in `config.server.data_dir`, builds every service and starts their
     /// background tasks (workers, sweepers, schedulers, webhook delivery).
     pub async fn build(self) -> Result<Arc<App>, AppError> {
-        let AppBuilder { config, clock, store, events, progress, cache_l2 } = self;
+        let AppBuilder { config, clock, store, backends: b } = self;
         // The metrics recorder must exist before modules describe their metrics.
         let _ = crate::telemetry::recorder();
         let data_dir = config.server.data_dir.clone();
@@ -141,11 +196,11 @@ impl AppBuilder {
                     .map_err(|e| AppError::Module { module: "store", message: e.to_string() })??
             }
         };
-        let events = match events {
+        let events = match b.events {
             Some(t) => EventBus::with_transport(t),
             None => EventBus::default(),
         };
-        let progress_storage = progress.unwrap_or_else(|| match config.progress.store {
+        let progress_storage = b.progress.unwrap_or_else(|| match config.progress.store {
             ProgressStoreKind::Embedded => Arc::new(RedbProgressStorage::new(store.clone())),
         });
         let progress = ProgressTracker::with_backends(
@@ -155,21 +210,36 @@ impl AppBuilder {
             config.progress.clone(),
         );
         progress.set_event_bus(events.clone());
-        let jobs = JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone());
-        let notify = Notifications::new(store.clone(), events.clone(), clock.clone(), jobs.clone(), config.notification.clone());
-        let l2 = config.cache.l2.enabled.then(|| cache_l2.unwrap_or_else(|| Cache::configured_l2(store.clone(), &config.cache)));
+        let jobs = match b.jobs {
+            Some(broker) => JobQueue::with_broker(broker, events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
+            None => JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
+        };
+        let notify_store = b.notify.unwrap_or_else(|| Arc::new(EmbeddedNotificationStore::new(store.clone())));
+        let notify = Notifications::with_store(notify_store, events.clone(), clock.clone(), jobs.clone(), config.notification.clone());
+        let l2 = config.cache.l2.enabled.then(|| b.cache_l2.unwrap_or_else(|| Cache::configured_l2(store.clone(), &config.cache)));
         let cache = Cache::with_backend(clock.clone(), config.cache.clone(), l2);
-        let export = ExportService::new(
-            store.clone(),
-            events.clone(),
-            clock.clone(),
-            jobs.clone(),
-            progress.clone(),
-            notify.clone(),
-            config.export.clone(),
-            data_dir.clone(),
-        );
-        let search = SearchService::new(store.clone(), events.clone(), jobs.clone(), config.search.clone(), data_dir.clone());
+        let embedded = ExportBackends::embedded(&store, data_dir.join(&config.export.storage.path));
+        let export_backends = ExportBackends {
+            records: b.export_records.unwrap_or(embedded.records),
+            sources: b.export_sources.unwrap_or(embedded.sources),
+            files: b.export_files.unwrap_or(embedded.files),
+        };
+        let export_parts = ExportParts {
+            store: store.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+            jobs: jobs.clone(),
+            progress: progress.clone(),
+            notify: notify.clone(),
+            config: config.export.clone(),
+        };
+        let export = ExportService::with_backends(export_parts, export_backends);
+        let search_store =
+            b.search.unwrap_or_else(|| EmbeddedStore::new(store.clone(), data_dir.clone(), config.search.vector_db.clone()).into());
+        let search = SearchService::with_store(search_store, events.clone(), jobs.clone(), config.search.clone());
+        if let Some(e) = b.embedder {
+            search.set_embedder(e);
+        }
         let background = Background::default();
         let app =
             Arc::new(App { config: Arc::new(config), store, events, clock, progress, jobs, notify, cache, export, search, background });
@@ -196,7 +266,7 @@ impl App {
     /// A builder for an app on `config`, with the system clock and the backends the
     /// configuration selects until told otherwise.
     pub fn builder(config: Config) -> AppBuilder {
-        AppBuilder { config, clock: Arc::new(SystemClock), store: None, events: None, progress: None, cache_l2: None }
+        AppBuilder { config, clock: Arc::new(SystemClock), store: None, backends: Backends::default() }
     }
 
     /// Opens the store in `config.server.data_dir`, builds every service and starts their

@@ -275,16 +275,16 @@ macro_rules! stored_routes {
     ) => {
         #[doc = $create_doc]
         #[utoipa::path(
-                                                    post,
-                                                    path = $path,
-                                                    tag = "export",
-                                                    request_body = $kind,
-                                                    responses(
-                                                        (status = 201, description = "Stored", body = $kind),
-                                                        (status = 400, description = $invalid, body = crate::error::ErrorBody),
-                                                        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
-                                                    )
-                                                )]
+                                                            post,
+                                                            path = $path,
+                                                            tag = "export",
+                                                            request_body = $kind,
+                                                            responses(
+                                                                (status = 201, description = "Stored", body = $kind),
+                                                                (status = 400, description = $invalid, body = crate::error::ErrorBody),
+                                                                (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+                                                            )
+                                                        )]
         async fn $create(
             State(s): State<AppState>,
             Extension(p): Extension<Principal>,
@@ -295,15 +295,15 @@ macro_rules! stored_routes {
 
         #[doc = $get_doc]
         #[utoipa::path(
-                                                    get,
-                                                    path = $item_path,
-                                                    tag = "export",
-                                                    params(("id" = String, Path, description = $id_doc)),
-                                                    responses(
-                                                        (status = 200, description = $found, body = $kind),
-                                                        (status = 404, description = $missing, body = crate::error::ErrorBody),
-                                                    )
-                                                )]
+                                                            get,
+                                                            path = $item_path,
+                                                            tag = "export",
+                                                            params(("id" = String, Path, description = $id_doc)),
+                                                            responses(
+                                                                (status = 200, description = $found, body = $kind),
+                                                                (status = 404, description = $missing, body = crate::error::ErrorBody),
+                                                            )
+                                                        )]
         async fn $get(
             State(s): State<AppState>,
             Extension(p): Extension<Principal>,
@@ -314,15 +314,15 @@ macro_rules! stored_routes {
 
         #[doc = $delete_doc]
         #[utoipa::path(
-                                                    delete,
-                                                    path = $item_path,
-                                                    tag = "export",
-                                                    params(("id" = String, Path, description = $id_doc)),
-                                                    responses(
-                                                        (status = 200, description = "Deleted", body = Deleted),
-                                                        (status = 404, description = $missing, body = crate::error::ErrorBody),
-                                                    )
-                                                )]
+                                                            delete,
+                                                            path = $item_path,
+                                                            tag = "export",
+                                                            params(("id" = String, Path, description = $id_doc)),
+                                                            responses(
+                                                                (status = 200, description = "Deleted", body = Deleted),
+                                                                (status = 404, description = $missing, body = crate::error::ErrorBody),
+                                                            )
+                                                        )]
         async fn $delete(
             State(s): State<AppState>,
             Extension(p): Extension<Principal>,

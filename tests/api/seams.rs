@@ -133,3 +133,65 @@ async fn backends_given_to_the_builder_serve_the_http_api() {
     let first = sub.recv().await.expect("the subscription of the given transport delivers");
     assert!(first.topic.starts_with("progress.") && first.key == "plugged", "{} {}", first.topic, first.key);
 }
+
+#[tokio::test]
+async fn every_seam_of_the_builder_routes_to_the_backend_it_was_given() {
+    use hearth::export::{EmbeddedExportStore, SourceKind, SourceStore};
+    use hearth::notify::{EmbeddedNotificationStore, NotificationStore};
+    // The embedded backends, but over a store and a directory of their own: whatever
+    // lands there came through the builder's backends, not the app's own database.
+    let dir = tempfile::tempdir().unwrap();
+    let side = tempfile::tempdir().unwrap();
+    let side_store = hearth::store::Store::open(side.path()).unwrap();
+    let files = side.path().join("files");
+    let (broker, loaded) = hearth::jobs::EmbeddedBroker::open(side_store.clone(), chrono::Utc::now());
+    loaded.unwrap();
+    let notify = Arc::new(EmbeddedNotificationStore::new(side_store.clone()));
+    let export = Arc::new(EmbeddedExportStore::new(side_store.clone()));
+    let (n, e, f) = (notify.clone(), export.clone(), files.clone());
+    let s = TestServer::start_built(
+        dir.path(),
+        |_| {},
+        move |b| {
+            b.job_broker(hearth::jobs::Broker::custom(broker))
+                .notification_store(n)
+                .export_records(e.clone())
+                .export_sources(e)
+                .export_files(Arc::new(hearth::export::storage::LocalStorage::new(f)))
+        },
+    )
+    .await;
+
+    let (st, body) = s.post("/api/notifications", json!({"type": "info", "user_id": "u1", "title": "hello", "channels": ["in-app"]})).await;
+    assert_eq!(st, 200, "{body}");
+    let feed = notify.list("u1", &hearth::notify::ListQuery { unread_only: false, limit: 10, cursor: None }).await.unwrap();
+    assert_eq!(feed.items.len(), 1, "the notification is in the given store");
+
+    let (st, body) =
+        s.post("/api/transcripts", json!({"id": "t1", "title": "T", "segments": [{"start": 0.0, "end": 1.0, "text": "hi"}]})).await;
+    assert_eq!(st, 201, "{body}");
+    assert!(export.get(SourceKind::Transcript, "t1").await.unwrap().is_some(), "the transcript is in the given source store");
+    let (st, body) = s.post("/api/exports", json!({"source_type": "transcript", "source_id": "t1", "format": "srt"})).await;
+    assert_eq!(st, 202, "{body}");
+    let id = body["job_id"].as_str().expect("export id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, rec) = s.get(&format!("/api/exports/{id}")).await;
+        if rec["status"] == "completed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "export did not complete: {rec}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(std::fs::read_dir(&files).unwrap().count() > 0, "the export file is in the given file storage");
+    let (_, jobs) = s.get("/api/jobs?limit=10").await;
+    assert!(!jobs["jobs"].as_array().unwrap().is_empty(), "the export ran as a job on the given broker");
+    s.stop().await;
+    // The app's own database never saw any of it.
+    let own = hearth::store::Store::open(dir.path()).unwrap();
+    assert!(EmbeddedNotificationStore::new(own.clone()).get(&feed.items[0].id).await.unwrap().is_none());
+    assert!(EmbeddedExportStore::new(own.clone()).get(SourceKind::Transcript, "t1").await.unwrap().is_none());
+    let (other, _) = hearth::jobs::EmbeddedBroker::open(own, chrono::Utc::now());
+    use hearth::jobs::JobBroker;
+    assert!(other.get(&id).await.unwrap().is_none(), "the job is not in the app's own database");
+}
