@@ -26,6 +26,19 @@ fn entry(data: &[u8], ttl_ms: i64, tags: &[&str]) -> BackendEntry {
     }
 }
 
+/// `len` pseudo-random (xorshift) bytes: data no compressor shrinks.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 fn always() -> Precondition {
     Box::new(|| true)
 }
@@ -163,15 +176,7 @@ async fn usage_and_eviction_respect_the_capacity<B: CacheBackend>(b: &B) {
         return;
     }
     // Incompressible bytes, so that a compressing backend cannot fit them all.
-    let mut x: u32 = 0x9e37_79b9;
-    let value: Vec<u8> = (0..capacity / 8)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let value = noise((capacity / 8) as usize, 0x9e37_79b9);
     for i in 0..16i64 {
         // Later writes expire later, so an earliest-expiry policy evicts the first ones.
         b.set(&format!("evict:{i:02}"), entry(&value, HOUR + i * 1000, &[]), always()).await.expect("set under pressure");

@@ -113,15 +113,7 @@ mod tests {
         assert!(!h.compressed);
         assert_eq!(p, small);
         // Pseudo-random bytes do not shrink: kept raw even above the threshold.
-        let mut x = 0x1234_5678u32;
-        let noise: Vec<u8> = (0..4096)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let noise = crate::cache::conformance::noise(4096, 0x1234_5678);
         let rec = encode(&entry(noise.clone()), Some(1024)).unwrap();
         assert!(!split(&rec).unwrap().0.compressed);
         assert_eq!(decode(&rec).unwrap().value.data().as_ref(), &noise[..]);
