@@ -115,9 +115,14 @@ impl Cache {
     /// Starts the background loop: publishes metrics every second and sweeps expired L2
     /// entries every `cache.l2.sweep_interval` seconds, until shutdown.
     pub fn start(&self, bg: &crate::runtime::Background) {
-        let cache = self.clone();
-        let shutdown = bg.shutdown.clone();
-        bg.spawn(async move {
+        let (me, shutdown) = (self.clone(), bg.shutdown.clone());
+        bg.supervise("cache.upkeep", move || me.clone().upkeep(shutdown.clone()));
+    }
+
+    /// The background loop of [`Cache::start`].
+    async fn upkeep(self, shutdown: tokio_util::sync::CancellationToken) {
+        let cache = self;
+        {
             let sweep_every = cache.inner.config.l2.sweep_interval.max(1);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,7 +142,7 @@ impl Cache {
                     cache.publish_metrics().await;
                 }
             }
-        });
+        }
     }
 
     /// Whether L1 expiry checks currently use the coarse clock (see the `time` module);

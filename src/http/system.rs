@@ -27,14 +27,30 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Liveness answer.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` while the process serves requests.
+    /// `ok`, or `unhealthy` while a background task is in a crash loop.
     pub status: &'static str,
+    /// Background tasks that panicked five times or more within the last minute (each
+    /// is restarted; a restart of the process may be needed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crash_loops: Vec<CrashLoop>,
 }
 
-/// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
-async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok" })
+/// A background task in a crash loop.
+#[derive(Serialize, ToSchema)]
+pub struct CrashLoop {
+    /// The task.
+    pub task: &'static str,
+    /// Its panics within the last minute.
+    pub panics: usize,
+}
+
+/// Liveness: 200 while the process serves requests and its background tasks run; 503
+/// while a supervised task keeps panicking (a liveness probe then restarts the process).
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
+    let crash_loops: Vec<CrashLoop> = app.background().crash_loops().into_iter().map(|(task, panics)| CrashLoop { task, panics }).collect();
+    let (code, status) = if crash_loops.is_empty() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "unhealthy") };
+    (code, axum::Json(Health { status, crash_loops }))
 }
 
 /// Readiness of every module.

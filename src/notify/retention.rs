@@ -39,14 +39,17 @@ pub(super) fn start(svc: &Notifications, bg: &crate::runtime::Background) {
     let svc = svc.clone();
     let shutdown = bg.shutdown.clone();
     let every = Duration::from_secs(svc.inner.config.persistence.sweep_interval_seconds.max(1));
-    bg.spawn(async move {
-        loop {
-            if let Err(e) = svc.sweep().await {
-                tracing::error!(error = %e, "notify: retention sweep failed");
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+    bg.supervise("notify.retention", move || {
+        let (svc, shutdown) = (svc.clone(), shutdown.clone());
+        async move {
+            loop {
+                if let Err(e) = svc.sweep().await {
+                    tracing::error!(error = %e, "notify: retention sweep failed");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
             }
         }
     });

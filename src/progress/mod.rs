@@ -68,7 +68,9 @@ impl ProgressTracker {
     /// the retention sweeper. Both stop when `bg.shutdown` fires; the flush runs once more
     /// first.
     pub fn start(&self, bg: &crate::runtime::Background) {
-        bg.spawn(self.clone().upkeep_loop(bg.shutdown.clone()));
-        bg.spawn(self.clone().sweep_loop(bg.shutdown.clone()));
+        let (me, shutdown) = (self.clone(), bg.shutdown.clone());
+        bg.supervise("progress.flush", move || me.clone().upkeep_loop(shutdown.clone()));
+        let (me, shutdown) = (self.clone(), bg.shutdown.clone());
+        bg.supervise("progress.retention", move || me.clone().sweep_loop(shutdown.clone()));
     }
 }

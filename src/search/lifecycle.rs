@@ -42,6 +42,7 @@ impl SearchService {
     pub fn start(&self, bg: &Background) {
         let me = self.clone();
         let shutdown = bg.shutdown.clone();
+        let maintenance = bg.clone();
         bg.spawn(async move {
             let loader = me.clone();
             if let Err(e) = tokio::task::spawn_blocking(move || loader.load_model()).await {
@@ -53,14 +54,21 @@ impl SearchService {
             me.inner.loaded.send_replace(true);
             me.backfill().await;
             me.inner.maintenance_due.notify_one();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = me.inner.maintenance_due.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            // Supervised: a panic while maintaining the indexes is logged, counted and the
+            // loop goes on.
+            maintenance.supervise("search.maintenance", move || {
+                let (me, shutdown) = (me.clone(), shutdown.clone());
+                async move {
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = me.inner.maintenance_due.notified() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                        }
+                        me.store().maintain().await;
+                    }
                 }
-                me.store().maintain().await;
-            }
+            });
         });
     }
 
