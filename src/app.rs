@@ -232,6 +232,7 @@ impl AppBuilder {
             progress: progress.clone(),
             notify: notify.clone(),
             config: config.export.clone(),
+            outbound: config.outbound.clone(),
         };
         let export = ExportService::with_backends(export_parts, export_backends);
         let search_store =
@@ -256,6 +257,7 @@ impl AppBuilder {
             store: &app.store,
             events: &app.events,
             background: bg,
+            allow_private: app.config.outbound.allow_private,
         });
         app.jobs.start(bg);
         Ok(app)

@@ -27,6 +27,7 @@ pub mod export;
 pub mod http;
 pub mod jobs;
 pub mod notify;
+pub mod outbound;
 pub mod progress;
 pub mod runtime;
 pub mod search;

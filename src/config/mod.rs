@@ -44,6 +44,8 @@ pub struct Config {
     pub modules: ModulesConfig,
     /// Outgoing webhooks for events.
     pub webhooks: Vec<WebhookConfig>,
+    /// Requests to caller-chosen URLs.
+    pub outbound: crate::outbound::OutboundConfig,
     /// Progress tracking.
     pub progress: ProgressConfig,
     /// Notifications.

@@ -30,7 +30,7 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
     let template = req.template.clone().unwrap_or_else(|| "default".into());
     inner.renderer.check_template(spec.name, &template)?;
     req.options.validate()?;
-    request::check_webhook(req.webhook_url.as_deref(), req.webhook_secret.as_deref())?;
+    request::check_webhook(req.webhook_url.as_deref(), req.webhook_secret.as_deref(), inner.parts.outbound.allow_private)?;
     if let Some(u) = &req.notify_user_id
         && u.trim().is_empty()
     {

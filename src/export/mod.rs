@@ -121,6 +121,8 @@ pub struct ExportParts {
     pub notify: Notifications,
     /// The `export:` configuration.
     pub config: ExportConfig,
+    /// `outbound:`: whether a `webhook_url` may name an internal address.
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 impl ExportService {
@@ -138,7 +140,8 @@ impl ExportService {
         data_dir: PathBuf,
     ) -> Self {
         let backends = ExportBackends::embedded(&store, data_dir.join(&config.storage.path));
-        Self::with_backends(ExportParts { store, events, clock, jobs, progress, notify, config }, backends)
+        let outbound = crate::outbound::OutboundConfig::default();
+        Self::with_backends(ExportParts { store, events, clock, jobs, progress, notify, config, outbound }, backends)
     }
 
     /// As [`ExportService::new`], on any backends (e.g. stores shared by several nodes and

@@ -144,12 +144,10 @@ pub fn file_name(field: &str, given: Option<&str>, default: &[&str], ext: &str) 
 }
 
 /// Checks the webhook fields.
-pub fn check_webhook(url: Option<&str>, secret: Option<&str>) -> Result<(), ExportError> {
+pub fn check_webhook(url: Option<&str>, secret: Option<&str>, allow_private: bool) -> Result<(), ExportError> {
     if let Some(u) = url {
-        let ok = reqwest::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
-        if !ok {
-            return Err(ExportError::invalid("webhook_url", "must be an absolute http(s) URL"));
-        }
+        // Host names are checked again after DNS resolution, at each delivery.
+        crate::outbound::check_url(u, allow_private).map_err(|why| ExportError::invalid("webhook_url", why))?;
     } else if secret.is_some() {
         return Err(ExportError::invalid("webhook_secret", "needs webhook_url"));
     }

@@ -381,7 +381,9 @@ async fn receiver() -> (String, tokio::sync::oneshot::Receiver<(axum::http::Head
 
 #[tokio::test]
 async fn completion_notifies_the_user_and_posts_a_signed_webhook() {
-    let s = TestServer::start().await;
+    // The receiver listens on loopback, which caller-chosen URLs may reach only with
+    // outbound.allow_private (local development).
+    let s = TestServer::start_with(|c| c.outbound.allow_private = true).await;
     let (url, rx) = receiver().await;
     let id = start(
         &s,

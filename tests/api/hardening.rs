@@ -5,6 +5,7 @@
 use crate::common::{TestServer, assert_error, split};
 use crate::foundation::{ADMIN, READER, with_keys};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -272,4 +273,107 @@ async fn redb_running_out_of_space_mid_commit_loses_nothing_acknowledged_and_rec
         assert_eq!(st, 200, "acknowledged job {id} was lost");
     }
     s.stop().await;
+}
+
+/// A receiver on loopback that counts the requests it gets and answers `status`
+/// (with a redirect to another local port for 307).
+async fn counting_receiver(status: u16) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut r = axum::response::Response::new(axum::body::Body::empty());
+            *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+            if status == 307 {
+                r.headers_mut().insert("location", "http://127.0.0.1:1/".parse().unwrap());
+            }
+            r
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("{port}"), hits)
+}
+
+async fn export_with_webhook(s: &TestServer, url: &str) -> (u16, serde_json::Value) {
+    let src = json!({"title": "t", "segments": [{"start": 0.0, "end": 1.0, "text": "hi"}]});
+    s.post("/api/exports", json!({"source_type": "transcript", "source": src, "format": "srt", "webhook_url": url})).await
+}
+
+/// The webhook delivery job of an export, once it ended.
+async fn delivery_of(s: &TestServer) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, list) = s.get("/api/jobs?name=hearth.webhook").await;
+        if let Some(j) = list["jobs"].as_array().and_then(|a| a.first())
+            && ["completed", "dead"].contains(&j["status"].as_str().unwrap_or(""))
+        {
+            return j.clone();
+        }
+        assert!(Instant::now() < deadline, "the delivery did not end: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A host name (not `localhost`) that resolves to a loopback address on this machine.
+async fn loopback_name() -> Option<String> {
+    let own = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_string();
+    for name in [own.as_str(), "ip6-localhost", "ip6-loopback", "localhost.localdomain"] {
+        if name.is_empty() {
+            continue;
+        }
+        if let Ok(mut addrs) = tokio::net::lookup_host((name, 80)).await
+            && addrs.all(|a| a.ip().is_loopback())
+        {
+            return Some(name.to_string());
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn caller_chosen_urls_cannot_reach_internal_addresses() {
+    let s = TestServer::start().await;
+    let (port, hits) = counting_receiver(200).await;
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://0x7f.1:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        format!("http://user:pw@example.com:{port}/hook"),
+    ] {
+        let (st, body) = export_with_webhook(&s, &url).await;
+        assert_eq!(assert_error(st, &body, 400), "invalid_field", "{url}");
+        assert_eq!(body["error"]["field"], "webhook_url", "{url}");
+    }
+    // A name that resolves to loopback passes the syntax check, and is refused when the
+    // delivery connects; the job records a category, not the network's answer.
+    let Some(name) = loopback_name().await else {
+        eprintln!("SKIPPED the DNS half: no host name resolves to loopback here");
+        return;
+    };
+    let (st, body) = export_with_webhook(&s, &format!("http://{name}:{port}/hook")).await;
+    assert_eq!(st, 202, "{body}");
+    let job = delivery_of(&s).await;
+    assert_eq!(job["status"], "dead", "{job}");
+    let error = job["errors"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("destination not allowed"), "{error}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the internal receiver was never reached");
+}
+
+#[tokio::test]
+async fn deliveries_follow_no_redirects_and_store_no_raw_errors() {
+    let s = TestServer::start_with(|c| c.outbound.allow_private = true).await;
+    let (port, hits) = counting_receiver(307).await;
+    let (st, _) = export_with_webhook(&s, &format!("http://127.0.0.1:{port}/hook")).await;
+    assert_eq!(st, 202);
+    let job = delivery_of(&s).await;
+    assert_eq!(job["status"], "dead", "a redirect fails the delivery for good: {job}");
+    assert!(job["errors"][0]["error"].as_str().unwrap().contains("redirects are not followed"), "{job}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "only the first URL was requested");
 }
