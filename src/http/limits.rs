@@ -1,17 +1,17 @@
 //! Limits and headers applied to every request before it reaches a handler.
 //!
 //! - The request target and the headers are measured against `server.max_uri_bytes` and
-//!   `server.max_header_bytes`; over either, the answer is 414 or 431 with the JSON error
-//!   body (hyper's own, higher caps answer with an empty body, so hearth checks first).
+//!   `server.max_header_bytes` ([`HeadLimits::check`], run by the router's first
+//!   middleware); over either, the answer is 414 or 431 with the JSON error body (hyper's
+//!   own, higher caps answer with an empty body, so hearth checks first).
 //! - Every response carries `X-Content-Type-Options: nosniff`, so a browser never guesses
 //!   a type other than the one hearth declared.
 //! - [`StreamSlots`] caps the WebSocket/SSE streams one caller holds open at once.
 
 use crate::error::{ApiError, ErrorCode};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,30 +25,29 @@ pub struct HeadLimits {
     pub max_header_bytes: usize,
 }
 
-/// Middleware: refuses oversized request heads with JSON errors, and marks every response
-/// `nosniff`.
-pub async fn guard_head(State(limits): State<HeadLimits>, req: Request, next: Next) -> Response {
-    let target = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
-    if target > limits.max_uri_bytes {
-        return nosniff(
-            ApiError::new(ErrorCode::UriTooLong, format!("the request target is {target} bytes; the limit is {}", limits.max_uri_bytes))
-                .into_response(),
-        );
-    }
-    let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
-    if head > limits.max_header_bytes {
-        return nosniff(
-            ApiError::new(
+impl HeadLimits {
+    /// A 414 or 431 when the request's target or headers are over the limits.
+    pub fn check(&self, req: &Request) -> Result<(), ApiError> {
+        let target = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+        if target > self.max_uri_bytes {
+            return Err(ApiError::new(
+                ErrorCode::UriTooLong,
+                format!("the request target is {target} bytes; the limit is {}", self.max_uri_bytes),
+            ));
+        }
+        let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+        if head > self.max_header_bytes {
+            return Err(ApiError::new(
                 ErrorCode::HeadersTooLarge,
-                format!("the request headers are {head} bytes; the limit is {}", limits.max_header_bytes),
-            )
-            .into_response(),
-        );
+                format!("the request headers are {head} bytes; the limit is {}", self.max_header_bytes),
+            ));
+        }
+        Ok(())
     }
-    nosniff(next.run(req).await)
 }
 
-fn nosniff(mut resp: Response) -> Response {
+/// Marks a response `X-Content-Type-Options: nosniff` (unless it already says).
+pub fn nosniff(mut resp: Response) -> Response {
     resp.headers_mut().entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
     resp
 }
@@ -106,11 +105,6 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Who holds a stream, for [`StreamSlots`]: the API key (by digest), the user of a user
-/// token, or the peer address when auth is off. Set by the authentication middleware.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);
-
 /// A stream slot taken for the calling principal, as a handler argument: WebSocket and SSE
 /// handlers take one and keep it alive as long as their stream (move it into the socket
 /// task or the body stream). Extracting it answers 429 when the caller has too many.
@@ -120,8 +114,12 @@ impl axum::extract::FromRequestParts<super::AppState> for StreamPermit {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &super::AppState) -> Result<Self, ApiError> {
-        let caller = parts.extensions.get::<Caller>().map(|c| c.0.as_str()).unwrap_or("unknown");
-        state.streams.acquire(caller).map(StreamPermit)
+        // Worked out here, not for every request: only streams need it.
+        let principal = parts.extensions.get::<super::auth::Principal>().cloned().unwrap_or(super::auth::Principal::Open);
+        let credential = super::auth::credential_of(&parts.headers, parts.uri.query(), parts.uri.path());
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let caller = super::auth::caller_id(&principal, credential.as_deref(), peer);
+        state.streams.acquire(&caller).map(StreamPermit)
     }
 }
 

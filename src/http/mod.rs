@@ -25,12 +25,11 @@ use crate::error::{ApiError, ErrorCode};
 use auth::{Authenticator, Principal};
 use axum::{
     Router,
-    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::any,
 };
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,9 +89,8 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit))
-        .layer(middleware::from_fn_with_state(head, limits::guard_head))
+        .layer(middleware::from_fn_with_state(head, front_door))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -149,13 +147,17 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     if let Err(e) = auth::authorize(&principal, req.method(), path) {
         return e.into_response();
     }
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    req.extensions_mut().insert(limits::Caller(auth::caller_id(&principal, credential.as_deref(), peer)));
     req.extensions_mut().insert(principal);
     next.run(req).await
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
+/// The first of hearth's layers, in one middleware (each layer costs on every request):
+/// refuses oversized request heads, records the request's metrics, and marks every
+/// response `nosniff` (see `limits.rs`).
+async fn front_door(State(head): State<limits::HeadLimits>, req: Request, next: Next) -> Response {
+    if let Err(e) = head.check(&req) {
+        return limits::nosniff(e.into_response());
+    }
     let start = Instant::now();
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
@@ -165,5 +167,5 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .increment(1);
     ::metrics::histogram!("hearth_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
-    resp
+    limits::nosniff(resp)
 }

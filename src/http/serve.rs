@@ -7,7 +7,7 @@
 //!   headers; hyper starts that timer whenever the connection is idle, so it also closes
 //!   idle keep-alive connections and clients that send nothing or a byte at a time
 //!   (slowloris).
-//! - **Head sizes.** hyper's own hard limits (a 128 KiB read buffer, 200 header lines) sit
+//! - **Head sizes.** hyper's own hard limits (a 128 KiB read buffer, 100 header lines) sit
 //!   above hearth's configured ones, which `limits.rs` enforces with the JSON error body;
 //!   only bytes that are not HTTP at all get hyper's bare 400.
 //! - **Shutdown.** When `shutdown` resolves (or the app's shutdown token fires), the loop
@@ -31,8 +31,6 @@ use tower::ServiceExt;
 /// hyper's hard cap on its read buffer, which must hold a whole request head; hearth's
 /// configured head limits are lower.
 const HYPER_MAX_BUF_BYTES: usize = 128 * 1024;
-/// hyper's hard cap on header lines.
-const HYPER_MAX_HEADERS: usize = 200;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests,
 /// stops background work and lets the writer flush. Tests call this on `127.0.0.1:0`.
@@ -59,12 +57,13 @@ where
     let cfg = &app.config.server;
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let mut builder = Builder::new(TokioExecutor::new());
+    // (Not `max_headers`: setting it moves hyper's header array to the heap for every
+    // request; its default of 100 lines stays.)
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(cfg.header_timeout_seconds))
-        .max_buf_size(HYPER_MAX_BUF_BYTES)
-        .max_headers(HYPER_MAX_HEADERS);
+        .max_buf_size(HYPER_MAX_BUF_BYTES);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256).max_header_list_size(HYPER_MAX_BUF_BYTES as u32);
     let builder = Arc::new(builder);
     let header_timeout = Duration::from_secs(cfg.header_timeout_seconds);
@@ -86,7 +85,6 @@ where
             },
             _ = &mut stop => break,
         };
-        let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             req
