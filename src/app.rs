@@ -20,12 +20,14 @@ pub use crate::runtime::{Background, Readiness, ReadyState};
 use crate::{
     cache::{Cache, CacheBackend},
     clock::{SharedClock, SystemClock},
+    cluster::Redis,
     config::Config,
     events::{EventBus, EventTransport},
+    events::{RedisTransport, TransportKind},
     export::{ExportBackends, ExportParts, ExportRecordStore, ExportService, SourceStore, storage::ExportStorage},
     jobs::{Broker, JobQueue},
     notify::{EmbeddedNotificationStore, NotificationStore, Notifications},
-    progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, config::ProgressStoreKind},
+    progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, RedisProgressStorage, config::ProgressStoreKind},
     search::{EmbeddedStore, Embedder, SearchService, StoreHandle},
     store::{Health, Store, StoreError, StoreOptions},
 };
@@ -196,13 +198,26 @@ impl AppBuilder {
                     .map_err(|e| AppError::Module { module: "store", message: e.to_string() })??
             }
         };
-        let events = match b.events {
-            Some(t) => EventBus::with_transport(t),
-            None => EventBus::default(),
+        let background = Background::default();
+        let redis = match needs_redis(&config) {
+            true => Some(Redis::connect(&config.redis).await.map_err(|e| AppError::Module { module: "redis", message: e.to_string() })?),
+            false => None,
         };
-        let progress_storage = b.progress.unwrap_or_else(|| match config.progress.store {
-            ProgressStoreKind::Embedded => Arc::new(RedbProgressStorage::new(store.clone())),
-        });
+        let events = match (b.events, config.events.transport, &redis) {
+            (Some(t), ..) => EventBus::with_transport(t),
+            (None, TransportKind::Redis, Some(r)) => {
+                let t = RedisTransport::start(r.clone(), config.events.capacity, background.shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Module { module: "events", message: e.to_string() })?;
+                EventBus::with_transport(Arc::new(t))
+            }
+            _ => EventBus::new(config.events.capacity),
+        };
+        let progress_storage: Arc<dyn ProgressStorage> = match (b.progress, config.progress.store, &redis) {
+            (Some(s), ..) => s,
+            (None, ProgressStoreKind::Redis, Some(r)) => Arc::new(RedisProgressStorage::new(r.clone())),
+            _ => Arc::new(RedbProgressStorage::new(store.clone())),
+        };
         let progress = ProgressTracker::with_backends(
             progress_storage,
             Arc::new(EventBusEmitter::new(events.clone())),
@@ -241,7 +256,6 @@ impl AppBuilder {
         if let Some(e) = b.embedder {
             search.set_embedder(e);
         }
-        let background = Background::default();
         let app =
             Arc::new(App { config: Arc::new(config), store, events, clock, progress, jobs, notify, cache, export, search, background });
         // Handlers are registered during construction; only now do workers start claiming.
@@ -262,6 +276,11 @@ impl AppBuilder {
         app.jobs.start(bg);
         Ok(app)
     }
+}
+
+/// True when a part the configuration selects lives in Redis.
+fn needs_redis(config: &Config) -> bool {
+    config.events.transport == TransportKind::Redis || config.progress.store == ProgressStoreKind::Redis
 }
 
 impl App {

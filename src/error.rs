@@ -70,6 +70,9 @@ error_codes! {
     ServiceUnavailable => (503, "service_unavailable"),
     /// The module serving this route is disabled in the configuration.
     ModuleDisabled => (503, "module_disabled"),
+    /// A shared backend of a cluster (Redis, PostgreSQL, ...) is unreachable or timed out;
+    /// nothing was changed. Retry later.
+    BackendUnavailable => (503, "backend_unavailable"),
     /// The database cannot write (an I/O error); reads may still work. Retry later.
     StorageUnavailable => (503, "storage_unavailable"),
     /// The data directory's disk is full: nothing can be written until space is freed.
@@ -164,6 +167,19 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             StoreError::Full(reason) => ApiError::new(ErrorCode::StorageFull, format!("the write was not made: {reason}")),
             StoreError::Unavailable(reason) => ApiError::new(ErrorCode::StorageUnavailable, format!("storage is unavailable: {reason}")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::cluster::RedisError> for ApiError {
+    /// Unreachable or timed out: 503 `backend_unavailable` (retry); any other Redis error
+    /// is a 500 whose details are only logged.
+    fn from(e: crate::cluster::RedisError) -> Self {
+        match e {
+            crate::cluster::RedisError::Unavailable(why) => {
+                ApiError::new(ErrorCode::BackendUnavailable, format!("redis is unavailable: {why}"))
+            }
             other => ApiError::internal(other),
         }
     }

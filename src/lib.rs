@@ -18,6 +18,7 @@ pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -6,7 +6,7 @@ use serde_yaml::Value;
 
 /// Seed and hearth environment variables that map onto config keys.
 const ENV_MAP: &[(&str, &[&[&str]])] = &[
-    ("REDIS_URL", &[&["job_queue", "broker", "url"], &["cache", "l2", "url"]]),
+    ("REDIS_URL", &[&["redis", "url"], &["job_queue", "broker", "url"], &["cache", "l2", "url"]]),
     ("QDRANT_URL", &[&["search", "vector_db", "url"]]),
     ("QDRANT_API_KEY", &[&["search", "vector_db", "api_key"]]),
     ("OPENAI_API_KEY", &[&["search", "embeddings", "api_key"]]),
@@ -17,6 +17,26 @@ const ENV_MAP: &[(&str, &[&[&str]])] = &[
     ("SMTP_URL", &[&["notification", "channels", "email", "smtp_url"]]),
     ("EMAIL_FROM", &[&["notification", "channels", "email", "from"]]),
 ];
+
+/// The parts that have a Redis backend, by the key that selects it: `REDIS_URL` alone
+/// selects `redis` for each of them unless the configuration names a backend itself.
+const REDIS_PARTS: &[&[&str]] = &[&["events", "transport"], &["progress", "store"]];
+
+/// With `REDIS_URL` in the environment, every part with a Redis backend uses it unless
+/// the file or a `HEARTH__...` variable chose one (an explicit `embedded` wins).
+fn select_redis(tree: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    if !env.iter().any(|(k, v)| k == "REDIS_URL" && !v.is_empty()) {
+        return Ok(());
+    }
+    for path in REDIS_PARTS {
+        let (last, parents) = path.split_last().expect("non-empty path");
+        let section = ensure_map(tree, parents)?;
+        if !section.contains_key(Value::String(last.to_string())) {
+            section.insert(Value::String(last.to_string()), Value::String("redis".into()));
+        }
+    }
+    Ok(())
+}
 
 pub(super) fn apply_env(tree: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
     let mut sorted: Vec<&(String, String)> = env.iter().collect();
@@ -46,6 +66,7 @@ pub(super) fn apply_env(tree: &mut Value, env: &[(String, String)]) -> Result<()
             set_path(tree, &refs, value)?;
         }
     }
+    select_redis(tree, env)?;
     Ok(())
 }
 

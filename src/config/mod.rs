@@ -46,6 +46,10 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Requests to caller-chosen URLs.
     pub outbound: crate::outbound::OutboundConfig,
+    /// The Redis server of a cluster of hearth nodes (`REDIS_URL`).
+    pub redis: crate::cluster::RedisConfig,
+    /// The event bus.
+    pub events: crate::events::EventsConfig,
     /// Progress tracking.
     pub progress: ProgressConfig,
     /// Notifications.
@@ -160,6 +164,15 @@ impl Config {
         }
         self.job_queue.validate()?;
         self.search.validate()?;
+        if self.redis.url.is_none() {
+            let uses = [
+                ("events.transport", self.events.transport == crate::events::TransportKind::Redis),
+                ("progress.store", self.progress.store == crate::progress::config::ProgressStoreKind::Redis),
+            ];
+            if let Some((key, _)) = uses.iter().find(|(_, on)| *on) {
+                return Err(ConfigError::invalid(key, "redis needs a server: set REDIS_URL or redis.url"));
+            }
+        }
         Ok(())
     }
 
@@ -214,6 +227,23 @@ mod tests {
             let err = Config::from_yaml(yaml).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains("embedded"), "{err}");
         }
+    }
+
+    #[test]
+    fn redis_url_alone_selects_redis_and_an_explicit_embedded_wins() {
+        let redis = env(&[("REDIS_URL", "redis://127.0.0.1:6399/0")]);
+        let c = Config::load_with(&CliOverrides::default(), &redis).unwrap();
+        assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6399/0"));
+        assert_eq!(c.events.transport, crate::events::TransportKind::Redis);
+        assert_eq!(c.progress.store, crate::progress::config::ProgressStoreKind::Redis);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.yaml");
+        std::fs::write(&file, "progress: {store: embedded}\n").unwrap();
+        let c = Config::load_with(&CliOverrides { config_file: Some(file), ..Default::default() }, &redis).unwrap();
+        assert_eq!(c.progress.store, crate::progress::config::ProgressStoreKind::Embedded, "an explicit embedded wins");
+        assert_eq!(c.events.transport, crate::events::TransportKind::Redis);
+        let err = Config::from_yaml("progress: {store: redis}").unwrap_err().to_string();
+        assert!(err.contains("progress.store") && err.contains("REDIS_URL"), "{err}");
     }
 
     #[test]

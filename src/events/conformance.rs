@@ -3,8 +3,9 @@
 //!
 //! `make(capacity)` returns two handles on ONE bus: events published on the first must
 //! reach subscribers of the second. For the embedded transport both are the same channel;
-//! for a cluster transport they are two nodes. `capacity` is the local fan-out capacity
-//! (how far a subscriber may fall behind before it lags); the suite passes at least 16.
+//! for a cluster transport they are two nodes ([`run_async`] takes an async `make`).
+//! `capacity` is the local fan-out capacity (how far a subscriber may fall behind before
+//! it lags); the suite passes at least 16.
 
 use super::{Event, EventTransport, RecvError, Subscription};
 use chrono::Utc;
@@ -39,16 +40,25 @@ async fn drain_until(sub: &mut Subscription, topic: &str, n: u64) {
 
 /// Runs every check. Panics with a message naming the broken rule.
 pub async fn run<T: EventTransport>(make: impl Fn(usize) -> (T, T)) {
-    in_order_to_every_subscriber(&make).await;
-    never_older_than_the_subscription(&make).await;
-    lagged_then_the_newest(&make).await;
-    concurrent_publishers_keep_their_own_order(&make).await;
-    subscriber_count_follows_drops(&make).await;
+    run_async(|capacity| std::future::ready(make(capacity))).await
+}
+
+/// As [`run`], for transports that connect to something when made.
+pub async fn run_async<T, F, Fut>(make: F)
+where
+    T: EventTransport,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = (T, T)>,
+{
+    in_order_to_every_subscriber(make(4096).await).await;
+    never_older_than_the_subscription(make(1024).await).await;
+    lagged_then_the_newest(make(16).await).await;
+    concurrent_publishers_keep_their_own_order(make(8192).await).await;
+    subscriber_count_follows_drops(make(64).await).await;
 }
 
 /// Every subscriber receives every event, in publish order.
-async fn in_order_to_every_subscriber<T: EventTransport>(make: &impl Fn(usize) -> (T, T)) {
-    let (publisher, node) = make(4096);
+async fn in_order_to_every_subscriber<T: EventTransport>((publisher, node): (T, T)) {
     let mut a = node.subscribe();
     let mut b = node.subscribe();
     for n in 0..1000 {
@@ -64,8 +74,7 @@ async fn in_order_to_every_subscriber<T: EventTransport>(make: &impl Fn(usize) -
 }
 
 /// A subscription never sees events published before it was made.
-async fn never_older_than_the_subscription<T: EventTransport>(make: &impl Fn(usize) -> (T, T)) {
-    let (publisher, node) = make(1024);
+async fn never_older_than_the_subscription<T: EventTransport>((publisher, node): (T, T)) {
     let mut probe = node.subscribe();
     publisher.publish(event("before", 1));
     // Once the probe has it, the event has reached this node.
@@ -78,9 +87,8 @@ async fn never_older_than_the_subscription<T: EventTransport>(make: &impl Fn(usi
 
 /// A subscriber that falls behind gets `Lagged`, then continues with events still held,
 /// in order, up to the newest.
-async fn lagged_then_the_newest<T: EventTransport>(make: &impl Fn(usize) -> (T, T)) {
+async fn lagged_then_the_newest<T: EventTransport>((publisher, node): (T, T)) {
     let capacity = 16;
-    let (publisher, node) = make(capacity);
     let mut slow = node.subscribe();
     let mut fast = node.subscribe();
     let total = (capacity * 8) as u64;
@@ -120,8 +128,7 @@ async fn lagged_then_the_newest<T: EventTransport>(make: &impl Fn(usize) -> (T, 
 }
 
 /// Two publishers at once: each one's events arrive in its own order.
-async fn concurrent_publishers_keep_their_own_order<T: EventTransport>(make: &impl Fn(usize) -> (T, T)) {
-    let (publisher, node) = make(8192);
+async fn concurrent_publishers_keep_their_own_order<T: EventTransport>((publisher, node): (T, T)) {
     let publisher = Arc::new(publisher);
     let mut sub = node.subscribe();
     let per = 500u64;
@@ -152,8 +159,7 @@ async fn concurrent_publishers_keep_their_own_order<T: EventTransport>(make: &im
 }
 
 /// The count of local subscribers follows subscribe and drop.
-async fn subscriber_count_follows_drops<T: EventTransport>(make: &impl Fn(usize) -> (T, T)) {
-    let (_, node) = make(64);
+async fn subscriber_count_follows_drops<T: EventTransport>((_, node): (T, T)) {
     let before = node.subscriber_count();
     let a = node.subscribe();
     let b = node.subscribe();

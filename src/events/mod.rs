@@ -11,17 +11,46 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod redis;
 mod transport;
 
-pub use transport::{EventTransport, LocalTransport, RecvError, Subscription};
+pub use redis::RedisTransport;
+pub use transport::{EventTransport, LocalTransport, RESYNC, RecvError, Subscription};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// `events:` in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// `embedded` (one process) or `redis` (every node of a cluster; needs `redis.url`).
+    pub transport: TransportKind,
+    /// Events a subscriber may fall behind before it must resynchronise.
+    pub capacity: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { transport: TransportKind::Embedded, capacity: 16 * 1024 }
+    }
+}
+
+/// The built-in event transports, selected by name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// A broadcast channel in this process.
+    #[default]
+    Embedded,
+    /// A Redis Stream shared by every node.
+    Redis,
+}
 
 /// One event. `topic` is dotted (`module.what`); `key` is the entity the event is about
 /// (progress id, job id, user id...) so subscribers can filter cheaply without parsing `data`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// Dotted topic, e.g. `progress.update`.
     pub topic: String,

@@ -13,11 +13,18 @@ use super::Event;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+/// The topic of the marker a cluster transport broadcasts locally when this node may have
+/// missed events of other nodes (its reader fell behind the shared log, or the log was
+/// unreachable for longer than it keeps events). Subscriptions turn it into
+/// [`RecvError::Lagged`]; no consumer ever sees it as an event.
+pub const RESYNC: &str = "hearth.resync";
+
 /// Why [`Subscription::recv`] returned no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
-    /// The subscriber fell behind and this many events were dropped for it; the next
-    /// `recv` continues with the oldest event still held. Resynchronise from the store.
+    /// The subscriber fell behind and this many events were dropped for it (0: an unknown
+    /// number, missed on the way from another node); the next `recv` continues with the
+    /// oldest event still held. Resynchronise from the store.
     #[error("subscriber lagged; {0} events skipped")]
     Lagged(u64),
     /// The transport is gone; no event will come.
@@ -38,15 +45,18 @@ impl Subscription {
 
     /// The next event, or why there is none. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
-        self.rx.recv().await.map_err(|e| match e {
-            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
-            broadcast::error::RecvError::Closed => RecvError::Closed,
-        })
+        match self.rx.recv().await {
+            Ok(e) if e.topic == RESYNC => Err(RecvError::Lagged(0)),
+            Ok(e) => Ok(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => Err(RecvError::Closed),
+        }
     }
 
     /// The next event if one is already waiting (`Ok(None)` when none is).
     pub fn try_recv(&mut self) -> Result<Option<Arc<Event>>, RecvError> {
         match self.rx.try_recv() {
+            Ok(e) if e.topic == RESYNC => Err(RecvError::Lagged(0)),
             Ok(e) => Ok(Some(e)),
             Err(broadcast::error::TryRecvError::Empty) => Ok(None),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
@@ -69,7 +79,7 @@ pub trait EventTransport: Send + Sync + 'static {
     /// A new subscription receiving every event published from now on.
     fn subscribe(&self) -> Subscription;
     /// Number of live subscriptions on this node (publishers skip building events nobody
-    /// would receive).
+    /// would receive); a cluster transport adds one for the other nodes.
     fn subscriber_count(&self) -> usize;
 }
 

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProgressConfig {
-    /// Where records live: `embedded` (the redb database, the default). The scale-out
-    /// backends of later releases add names here; an unknown name stops the start.
+    /// Where records live: `embedded` (the redb database, the default) or `redis` (the
+    /// cluster's Redis, shared by every node). An unknown name stops the start.
     pub store: ProgressStoreKind,
     /// Hours a completed progress is kept before the sweeper removes it.
     pub retain_completed_hours: u64,
@@ -50,4 +50,6 @@ pub enum ProgressStoreKind {
     /// Records in hearth's redb database.
     #[default]
     Embedded,
+    /// Records in the cluster's Redis (`redis.url`), shared by every node.
+    Redis,
 }

@@ -27,6 +27,9 @@ pub enum ProgressError {
     /// The storage backend failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The shared Redis of a cluster failed or is unreachable.
+    #[error(transparent)]
+    Redis(#[from] crate::cluster::RedisError),
 }
 
 impl ProgressError {
@@ -44,6 +47,7 @@ impl From<ProgressError> for ApiError {
             ProgressError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             ProgressError::AlreadyExists(id) => ApiError::conflict(format!("progress '{id}' already exists")),
             ProgressError::Store(s) => ApiError::from(s),
+            ProgressError::Redis(r) => ApiError::from(r),
         }
     }
 }

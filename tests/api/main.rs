@@ -4,6 +4,7 @@
 mod common;
 
 mod cache;
+mod cluster;
 mod export;
 mod foundation;
 mod hardening;

@@ -1,0 +1,15 @@
+//! What makes several hearth nodes one service: the shared Redis every scale-out backend
+//! talks to ([`Redis`]), and this node's identity.
+//!
+//! `redis:` in the configuration (or `REDIS_URL`) names the server; each part that can
+//! live there selects it by name (`events.transport: redis`, `progress.store: redis`,
+//! ...), and `REDIS_URL` alone selects it for every part that has a Redis backend (an
+//! explicit `embedded` wins). Standalone Redis is supported (and Sentinel through a
+//! `redis+sentinel://` URL where the client supports it); Redis Cluster is not: every key
+//! of one part shares a hash tag, so that it could follow.
+
+pub mod redis;
+#[cfg(any(test, feature = "conformance"))]
+pub mod test_server;
+
+pub use redis::{Redis, RedisConfig, RedisError};
