@@ -30,6 +30,7 @@ mod job;
 pub mod model;
 pub mod record;
 pub mod record_store;
+pub mod redis;
 pub mod render;
 pub mod request;
 pub mod source_store;
