@@ -162,6 +162,7 @@ impl Config {
         for (i, w) in self.webhooks.iter().enumerate() {
             w.validate(i)?;
         }
+        self.server.cors.validate()?;
         self.job_queue.validate()?;
         self.search.validate()?;
         if self.redis.url.is_none() {
@@ -244,6 +245,15 @@ mod tests {
         assert_eq!(c.events.transport, crate::events::TransportKind::Redis);
         let err = Config::from_yaml("progress: {store: redis}").unwrap_err().to_string();
         assert!(err.contains("progress.store") && err.contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        assert!(Config::from_yaml("server: {cors: {allowed_origins: ['https://app.example', 'http://localhost:3000/']}}").is_ok());
+        for bad in ["app.example", "https://app.example/path", "ftp://x", "https://u:p@app.example", "*"] {
+            let err = Config::from_yaml(&format!("server: {{cors: {{allowed_origins: ['{bad}']}}}}")).unwrap_err().to_string();
+            assert!(err.contains("server.cors.allowed_origins[0]"), "{bad}: {err}");
+        }
     }
 
     #[test]

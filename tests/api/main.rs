@@ -3,6 +3,7 @@
 
 mod common;
 
+mod browser;
 mod cache;
 mod cluster;
 mod export;
