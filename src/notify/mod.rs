@@ -30,6 +30,7 @@ mod feed;
 pub mod hooks;
 pub mod metrics;
 pub mod model;
+pub mod redis;
 mod retention;
 mod send;
 pub mod store;
