@@ -41,6 +41,8 @@ pub(super) struct MJob {
     pub run_at: i64,
     /// Claimable (when `Ready`): its run_at had come when the queue last placed it.
     pub due: bool,
+    /// Its last durable end was a failed run that retries (until due it shows `failed`).
+    pub failed: bool,
     pub state: M,
     pub attempts: u32,
     pub durable_attempts: u32,
@@ -65,7 +67,17 @@ impl Model {
     /// An enqueue of `id` was acknowledged.
     pub fn enqueued(&mut self, id: String, prio: u8, run_at: i64, now: i64) {
         let seq = self.jobs.len();
-        self.jobs.push(MJob { id, prio, seq, run_at, due: run_at <= now, state: M::Ready, attempts: 0, durable_attempts: 0 });
+        self.jobs.push(MJob {
+            id,
+            prio,
+            seq,
+            run_at,
+            due: run_at <= now,
+            failed: false,
+            state: M::Ready,
+            attempts: 0,
+            durable_attempts: 0,
+        });
     }
 
     /// The queue looked at `now` (a claim or a tick): ready jobs whose run_at came are due.
@@ -108,6 +120,7 @@ impl Model {
                     Some(_) => {
                         j.run_at = now;
                         j.due = true;
+                        j.failed = true;
                         M::Ready
                     }
                 };
@@ -123,7 +136,7 @@ impl Model {
         let j = &mut self.jobs[i];
         match (j.state, r) {
             // The cancel was not recorded: the job was placed again, as of now.
-            (M::Ready, Err(JobError::Store(_))) if faulty => j.due |= j.run_at <= now,
+            (M::Ready, Err(JobError::Store(_))) if faulty => j.due = j.run_at <= now,
             (_, Err(JobError::Store(_))) if faulty => {}
             (M::Ready | M::Cancelled, Ok(_)) => j.state = M::Cancelled,
             (M::Running { lease, .. }, Ok(_)) => j.state = M::Running { cancel: true, lease },
@@ -172,6 +185,7 @@ impl Model {
             j.state = state;
             j.run_at = run_at;
             j.due = true;
+            j.failed = false;
         }
         self.promote(now);
     }
@@ -194,6 +208,7 @@ impl Model {
     pub fn status(j: &MJob) -> JobStatus {
         match j.state {
             M::Ready if j.due => JobStatus::Pending,
+            M::Ready if j.failed => JobStatus::Failed,
             M::Ready => JobStatus::Scheduled,
             M::Running { .. } => JobStatus::Running,
             M::Completed => JobStatus::Completed,
