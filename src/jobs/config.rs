@@ -154,10 +154,10 @@ impl JobQueueConfig {
         }
         let horizon_hours = super::limits::MAX_HORIZON_SECONDS / 3600;
         if self.retention.completed_hours > horizon_hours {
-            return Err(ConfigError::invalid("job_queue.retention.completed_hours", &format!("must be at most {horizon_hours}")));
+            return Err(ConfigError::invalid("job_queue.retention.completed_hours", format!("must be at most {horizon_hours}")));
         }
         if self.retention.dead_days > horizon_hours / 24 {
-            return Err(ConfigError::invalid("job_queue.retention.dead_days", &format!("must be at most {}", horizon_hours / 24)));
+            return Err(ConfigError::invalid("job_queue.retention.dead_days", format!("must be at most {}", horizon_hours / 24)));
         }
         for (name, sched) in &self.scheduler.schedules {
             let tz = sched.timezone.as_deref().unwrap_or(&self.scheduler.timezone);

@@ -87,6 +87,14 @@ fn validate(
     if req.job.priority.is_some_and(|p| p > 9) {
         return Err(JobError::invalid("job.priority", "must be an integer from 0 to 9"));
     }
+    // What every slot's enqueue would refuse, refused once here (else the schedule would
+    // fail to fire at every pass).
+    if req.job.max_attempts.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(JobError::invalid("job.max_attempts", "must be from 1 to 1000"));
+    }
+    if req.job.timeout.is_some_and(|t| !(1..=super::limits::MAX_TIMEOUT_SECONDS).contains(&t)) {
+        return Err(JobError::invalid("job.timeout", format!("must be from 1 to {} seconds", super::limits::MAX_TIMEOUT_SECONDS)));
+    }
     Ok((cron, tz, tz_name))
 }
 

@@ -164,6 +164,8 @@ async fn schedules_that_fire_more_often_than_the_minimum_interval_are_refused() 
     assert_eq!(b["error"]["field"], "cron", "{b}");
     let (st, b) = s.post("/api/schedules", json!({"name": "half", "cron": "0,30 * * * * *", "job": {"name": "x"}})).await;
     assert_eq!((st, b["error"]["field"].as_str()), (400, Some("cron")), "{b}");
+    let (st, b) = s.post("/api/schedules", json!({"name": "t", "cron": "0 3 * * *", "job": {"name": "x", "timeout": u64::MAX}})).await;
+    assert_eq!((st, b["error"]["field"].as_str()), (400, Some("job.timeout")), "what each run would refuse is refused once: {b}");
     let (st, b) = s.post("/api/schedules", json!({"name": "minutely", "cron": "* * * * *", "job": {"name": "x"}})).await;
     assert_eq!(st, 201, "once a minute is allowed by default: {b}");
     // Tests (and operators) may lower the minimum.
