@@ -61,55 +61,53 @@ return existed
     )
 });
 
+/// Forgets entry `k` (its value, meta, expiry, tags and share of the totals); returns
+/// `nil` when it had no meta, else whether its value was still there (live). Shared by
+/// the delete and sweep scripts.
+const FORGET_FN: &str = r#"
+local function forget(p, k)
+  local old = redis.call('HMGET', p .. 'm:' .. k, 'size', 'tags')
+  local live = redis.call('DEL', p .. 'e:' .. k) == 1
+  redis.call('DEL', p .. 'm:' .. k)
+  redis.call('ZREM', p .. 'x', k)
+  if not old[1] then return nil end
+  redis.call('HINCRBY', p .. 'u', 'entries', -1)
+  redis.call('HINCRBY', p .. 'u', 'bytes', -tonumber(old[1]))
+  if old[2] and old[2] ~= '' then
+    for t in string.gmatch(old[2], '[^\31]+') do redis.call('SREM', p .. 't:' .. t, k) end
+  end
+  return live
+end
+"#;
+
 /// Removes entries. KEYS[1]: the prefix; ARGV: this node's id, then the keys. Returns how
 /// many existed (were live).
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p, n, gone = KEYS[1], 0, {}
+    Script::new(&format!(
+        r#"{FORGET_FN}
+local p, n, gone = KEYS[1], 0, {{}}
 for i = 2, #ARGV do
-  local k = ARGV[i]
-  local old = redis.call('HMGET', p .. 'm:' .. k, 'size', 'tags')
-  if old[1] then
-    gone[#gone + 1] = k
-    if redis.call('DEL', p .. 'e:' .. k) == 1 then n = n + 1 end
-    redis.call('DEL', p .. 'm:' .. k)
-    redis.call('ZREM', p .. 'x', k)
-    redis.call('HINCRBY', p .. 'u', 'entries', -1)
-    redis.call('HINCRBY', p .. 'u', 'bytes', -tonumber(old[1]))
-    if old[2] and old[2] ~= '' then
-      for t in string.gmatch(old[2], '[^\31]+') do redis.call('SREM', p .. 't:' .. t, k) end
-    end
-  end
+  local live = forget(p, ARGV[i])
+  if live ~= nil then gone[#gone + 1] = ARGV[i] end
+  if live then n = n + 1 end
 end
 if #gone > 0 then redis.call('PUBLISH', p .. 'inv', ARGV[1] .. '\31' .. table.concat(gone, '\31')) end
 return n
-"#,
-    )
+"#
+    ))
 });
 
 /// Forgets entries whose expiry is at or before ARGV[1] (ms), at most ARGV[2] of them.
 /// Returns how many.
 static SWEEP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+    Script::new(&format!(
+        r#"{FORGET_FN}
 local p = KEYS[1]
 local keys = redis.call('ZRANGE', p .. 'x', '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
-for _, k in ipairs(keys) do
-  local old = redis.call('HMGET', p .. 'm:' .. k, 'size', 'tags')
-  redis.call('DEL', p .. 'e:' .. k, p .. 'm:' .. k)
-  redis.call('ZREM', p .. 'x', k)
-  if old[1] then
-    redis.call('HINCRBY', p .. 'u', 'entries', -1)
-    redis.call('HINCRBY', p .. 'u', 'bytes', -tonumber(old[1]))
-    if old[2] and old[2] ~= '' then
-      for t in string.gmatch(old[2], '[^\31]+') do redis.call('SREM', p .. 't:' .. t, k) end
-    end
-  end
-end
+for _, k in ipairs(keys) do forget(p, k) end
 return #keys
-"#,
-    )
+"#
+    ))
 });
 
 /// Keys per sweep or bulk-delete round trip.
