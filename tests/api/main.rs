@@ -3,8 +3,11 @@
 
 mod common;
 
+mod authz;
+mod browser;
 mod cache;
 mod cluster;
+mod crash;
 mod export;
 mod foundation;
 mod hardening;
