@@ -99,11 +99,14 @@ impl Driver {
                 }
             }
             if n % 3 == 0 {
+                // While the delete is in flight the notification may or may not exist.
+                let read = self.ledger.lock().notifications.remove(&nid).unwrap_or(false);
                 let Some((st, _)) = self.send("DELETE", &format!("/api/notifications/{nid}"), None).await else { return false };
+                let mut l = self.ledger.lock();
                 if st == 200 {
-                    let mut l = self.ledger.lock();
-                    l.notifications.remove(&nid);
                     l.deleted_notifications.insert(nid);
+                } else {
+                    l.notifications.insert(nid, read);
                 }
             }
         }
@@ -117,11 +120,14 @@ impl Driver {
         if (200..300).contains(&st) {
             self.ledger.lock().cache.insert(id.clone(), value);
             if n % 4 == 0 {
+                // While the delete is in flight the key may or may not exist.
+                let value = self.ledger.lock().cache.remove(&id);
                 let Some((st, _)) = self.send("DELETE", &format!("/api/cache/{id}"), None).await else { return false };
+                let mut l = self.ledger.lock();
                 if st == 200 {
-                    let mut l = self.ledger.lock();
-                    l.cache.remove(&id);
                     l.deleted_keys.insert(id);
+                } else if let Some(v) = value {
+                    l.cache.insert(id, v);
                 }
             }
         }
@@ -237,6 +243,7 @@ async fn storage_faults_are_507_or_503_never_500_and_heal_without_losing_acknowl
     let opts = StoreOptions { min_free_bytes: 0, ..StoreOptions::default() };
     let store = Store::open_with_backend(&data, opts, FaultyFile::maker(&data, switch.clone())).unwrap();
     let s = TestServer::start_built(&data, tweak, |b| b.store(store)).await;
+    eprintln!("fault loop: started");
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let driver = Driver { base: format!("http://{}", s.addr), client, ledger: ledger.clone(), refusals: &[503, 507] };
@@ -247,14 +254,22 @@ async fn storage_faults_are_507_or_503_never_500_and_heal_without_losing_acknowl
             assert!(driver.step(round, n).await);
             n += 1;
         }
+        eprintln!("fault loop: round {round}, {fault:?} on");
         switch.set(fault);
-        let (before, refused_before) = (ledger.lock().violations.len(), ledger.lock().refused);
+        let (before, refused_before) = {
+            let l = ledger.lock();
+            (l.violations.len(), l.refused)
+        };
         for _ in 0..3 {
             assert!(driver.step(round, n).await);
             n += 1;
         }
-        assert_eq!(ledger.lock().violations.len(), before, "{fault:?}: {:?}", ledger.lock().violations);
-        assert!(ledger.lock().refused > refused_before, "the {fault:?} refused no write: nothing was injected");
+        {
+            let l = ledger.lock();
+            assert_eq!(l.violations.len(), before, "{fault:?}: {:?}", l.violations);
+            assert!(l.refused > refused_before, "the {fault:?} refused no write: nothing was injected");
+        }
+        eprintln!("fault loop: round {round}, {fault:?} off");
         switch.set(Fault::None);
         // Healed without a restart: writes work again.
         let deadline = Instant::now() + Duration::from_secs(10);
