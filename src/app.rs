@@ -18,15 +18,15 @@
 
 pub use crate::runtime::{Background, Readiness, ReadyState};
 use crate::{
-    cache::{Cache, CacheBackend},
+    cache::{Cache, CacheBackend, config::L2Backend},
     clock::{SharedClock, SystemClock},
-    cluster::Redis,
+    cluster::{Redis, RedisConfig, StoreKind},
     config::Config,
     events::{EventBus, EventTransport},
     events::{RedisTransport, TransportKind},
-    export::{ExportBackends, ExportParts, ExportRecordStore, ExportService, SourceStore, storage::ExportStorage},
+    export::{ExportBackends, ExportParts, ExportRecordStore, ExportService, SourceStore, redis::RedisExportStore, storage::ExportStorage},
     jobs::{Broker, JobQueue},
-    notify::{EmbeddedNotificationStore, NotificationStore, Notifications},
+    notify::{EmbeddedNotificationStore, NotificationStore, Notifications, redis::RedisNotificationStore},
     progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, RedisProgressStorage, config::ProgressStoreKind},
     search::{EmbeddedStore, Embedder, SearchService, StoreHandle},
     store::{Health, Store, StoreError, StoreOptions},
@@ -229,14 +229,37 @@ impl AppBuilder {
             Some(broker) => JobQueue::with_broker(broker, events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
             None => JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
         };
-        let notify_store = b.notify.unwrap_or_else(|| Arc::new(EmbeddedNotificationStore::new(store.clone())));
+        let notify_store: Arc<dyn NotificationStore> = match (b.notify, config.notification.store, &redis) {
+            (Some(s), ..) => s,
+            (None, StoreKind::Redis, Some(r)) => Arc::new(RedisNotificationStore::new(r.clone())),
+            _ => Arc::new(EmbeddedNotificationStore::new(store.clone())),
+        };
         let notify = Notifications::with_store(notify_store, events.clone(), clock.clone(), jobs.clone(), config.notification.clone());
-        let l2 = config.cache.l2.enabled.then(|| b.cache_l2.unwrap_or_else(|| Cache::configured_l2(store.clone(), &config.cache)));
+        let l2 = match (config.cache.l2.enabled, b.cache_l2) {
+            (false, _) => None,
+            (true, Some(backend)) => Some(backend),
+            (true, None) => {
+                let redis = match config.cache.l2.backend {
+                    L2Backend::Redis => Some(cache_redis(&config, redis.as_ref()).await?),
+                    L2Backend::Embedded => None,
+                };
+                let backend = Cache::configured_l2(store.clone(), redis, &config.cache)
+                    .map_err(|e| AppError::Module { module: "cache", message: e.to_string() })?;
+                Some(backend)
+            }
+        };
         let cache = Cache::with_backend(clock.clone(), config.cache.clone(), l2);
         let embedded = ExportBackends::embedded(&store, data_dir.join(&config.export.storage.path));
+        let (records, sources) = match (config.export.store, &redis) {
+            (StoreKind::Redis, Some(r)) => {
+                let shared = Arc::new(RedisExportStore::new(r.clone()));
+                (shared.clone() as Arc<dyn ExportRecordStore>, shared as Arc<dyn SourceStore>)
+            }
+            _ => (embedded.records, embedded.sources),
+        };
         let export_backends = ExportBackends {
-            records: b.export_records.unwrap_or(embedded.records),
-            sources: b.export_sources.unwrap_or(embedded.sources),
+            records: b.export_records.unwrap_or(records),
+            sources: b.export_sources.unwrap_or(sources),
             files: b.export_files.unwrap_or(embedded.files),
         };
         let export_parts = ExportParts {
@@ -280,7 +303,23 @@ impl AppBuilder {
 
 /// True when a part the configuration selects lives in Redis.
 fn needs_redis(config: &Config) -> bool {
-    config.events.transport == TransportKind::Redis || config.progress.store == ProgressStoreKind::Redis
+    config.events.transport == TransportKind::Redis
+        || config.progress.store == ProgressStoreKind::Redis
+        || config.export.store == StoreKind::Redis
+        || config.notification.store == StoreKind::Redis
+        || (config.cache.l2.backend == L2Backend::Redis && config.cache.l2.url.is_none())
+}
+
+/// The Redis of the cache's L2: the cluster's, unless `cache.l2.url` names another.
+async fn cache_redis(config: &Config, cluster: Option<&Redis>) -> Result<Redis, AppError> {
+    match (&config.cache.l2.url, cluster) {
+        (Some(url), Some(r)) if Some(url) == config.redis.url.as_ref() => Ok(r.clone()),
+        (None, Some(r)) => Ok(r.clone()),
+        (url, _) => {
+            let cfg = RedisConfig { url: url.clone().or_else(|| config.redis.url.clone()), ..config.redis.clone() };
+            Redis::connect(&cfg).await.map_err(|e| AppError::Module { module: "cache", message: e.to_string() })
+        }
+    }
 }
 
 impl App {

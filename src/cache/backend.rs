@@ -67,4 +67,26 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn usage(&self) -> Result<Usage, CacheError>;
     /// Configured capacity in bytes.
     fn capacity(&self) -> u64;
+
+    /// Whether other processes (the other nodes of a cluster) write this backend too.
+    /// Then each node's L1 copies must follow their writes: see [`CacheBackend::watch`].
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// For a shared backend: runs until `shutdown`, reporting the changes other writers
+    /// make, in order — `Changed::Keys` with the full keys they set or removed, and
+    /// `Changed::Gap` whenever changes may have been missed (at the start and after a
+    /// reconnection), after which no L1 copy can be trusted. A private backend has
+    /// nothing to report and returns at once.
+    async fn watch(&self, _changed: &(dyn Fn(Changed) + Send + Sync), _shutdown: tokio_util::sync::CancellationToken) {}
+}
+
+/// A change another writer made to a shared backend (see [`CacheBackend::watch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// These full keys were set or removed.
+    Keys(Vec<String>),
+    /// Changes may have been missed.
+    Gap,
 }

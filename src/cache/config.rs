@@ -57,10 +57,11 @@ impl Default for L1Config {
 pub struct L2Config {
     /// Whether L2 is used.
     pub enabled: bool,
-    /// The L2 backend: `embedded` (redb, the default). The scale-out backends of later
-    /// releases add names here; an unknown name stops the start.
+    /// The L2 backend: `embedded` (redb, the default) or `redis` (shared by the nodes of a
+    /// cluster: `cache.l2.url`, else `redis.url`); an unknown name stops the start.
     pub backend: L2Backend,
-    /// Redis URL for the adapter (`REDIS_URL`).
+    /// Redis URL of the `redis` backend when it is not the cluster's `redis.url`
+    /// (`REDIS_URL` sets both).
     pub url: Option<String>,
     /// Default TTL of entries set without one, seconds.
     pub default_ttl: u64,
@@ -123,4 +124,6 @@ pub enum L2Backend {
     /// Entries in hearth's redb database, zstd-compressed above the threshold.
     #[default]
     Embedded,
+    /// Entries in Redis, shared by every node; each node's L1 follows the others' writes.
+    Redis,
 }

@@ -13,15 +13,20 @@ use super::backend::{BackendEntry, CacheBackend, KeyFilter, Precondition};
 use crate::conformance::Harness;
 use std::sync::Arc;
 
-/// The suite's "now": expiries are absolute milliseconds, independent of the wall clock.
-const NOW: i64 = 1_800_000_000_000;
+/// The suite's "now": the wall clock when the suite first asks, fixed from then on.
+/// Backends get every time from the caller, but a remote store may also let its own
+/// (wall) clock expire entries, so the suite's times must be near the real ones.
+fn now() -> i64 {
+    static NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *NOW.get_or_init(|| chrono::Utc::now().timestamp_millis())
+}
 /// An hour, in ms.
 const HOUR: i64 = 3_600_000;
 
 fn entry(data: &[u8], ttl_ms: i64, tags: &[&str]) -> BackendEntry {
     BackendEntry {
         value: CacheValue::with_content_type(data.to_vec(), "text/plain"),
-        expires_ms: NOW + ttl_ms,
+        expires_ms: now() + ttl_ms,
         tags: tags.iter().map(|t| t.to_string()).collect(),
     }
 }
@@ -48,7 +53,7 @@ fn never() -> Precondition {
 }
 
 async fn data<B: CacheBackend>(b: &B, key: &str) -> Option<Vec<u8>> {
-    b.get(key, NOW).await.expect("get").map(|e| e.value.data().to_vec())
+    b.get(key, now()).await.expect("get").map(|e| e.value.data().to_vec())
 }
 
 /// Runs every check. Panics with a message naming the broken rule.
@@ -68,13 +73,13 @@ pub async fn run<B: CacheBackend>(mut h: impl Harness<B>) {
 }
 
 async fn read_after_write_round_trips_everything<B: CacheBackend>(b: &B) {
-    assert!(b.get("rw:missing", NOW).await.expect("get").is_none(), "a missing key reads as None");
+    assert!(b.get("rw:missing", now()).await.expect("get").is_none(), "a missing key reads as None");
     let out = b.set("rw:1", entry(b"hello", HOUR, &["t1", "t2"]), always()).await.expect("set");
     assert!(out.applied && !out.existed, "a first set is applied and replaced nothing: {out:?}");
-    let got = b.get("rw:1", NOW).await.expect("get").expect("read-after-write finds the entry");
+    let got = b.get("rw:1", now()).await.expect("get").expect("read-after-write finds the entry");
     assert_eq!(got.value.data().as_ref(), b"hello", "the bytes round-trip");
     assert_eq!(got.value.content_type(), Some("text/plain"), "the content type round-trips");
-    assert_eq!(got.expires_ms, NOW + HOUR, "the expiry round-trips");
+    assert_eq!(got.expires_ms, now() + HOUR, "the expiry round-trips");
     let mut tags = got.tags.clone();
     tags.sort();
     assert_eq!(tags, ["t1", "t2"], "the tags round-trip");
@@ -83,10 +88,10 @@ async fn read_after_write_round_trips_everything<B: CacheBackend>(b: &B) {
     assert_eq!(data(b, "rw:1").await.as_deref(), Some(&b"again"[..]), "an overwrite replaces the value");
     // Values beyond any compression threshold come back byte for byte.
     let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-    b.set("rw:big", BackendEntry { value: CacheValue::new(big.clone()), expires_ms: NOW + HOUR, tags: vec![] }, always())
+    b.set("rw:big", BackendEntry { value: CacheValue::new(big.clone()), expires_ms: now() + HOUR, tags: vec![] }, always())
         .await
         .expect("set a large value");
-    let got = b.get("rw:big", NOW).await.expect("get").expect("large value present");
+    let got = b.get("rw:big", now()).await.expect("get").expect("large value present");
     assert_eq!(got.value.data().as_ref(), big.as_slice(), "a large value round-trips exactly");
     assert_eq!(got.value.content_type(), None, "no content type stays none");
     let out = b.delete("rw:1", always()).await.expect("delete");
@@ -99,9 +104,9 @@ async fn read_after_write_round_trips_everything<B: CacheBackend>(b: &B) {
 
 async fn expired_entries_are_never_returned<B: CacheBackend>(b: &B) {
     b.set("exp:1", entry(b"x", 1000, &[]), always()).await.expect("set");
-    assert!(b.get("exp:1", NOW + 999).await.expect("get").is_some(), "an entry is live before its expiry");
-    assert!(b.get("exp:1", NOW + 1000).await.expect("get").is_none(), "an entry is not returned at its expiry instant");
-    assert!(b.get("exp:1", NOW + HOUR).await.expect("get").is_none(), "an entry is not returned after its expiry");
+    assert!(b.get("exp:1", now() + 999).await.expect("get").is_some(), "an entry is live before its expiry");
+    assert!(b.get("exp:1", now() + 1000).await.expect("get").is_none(), "an entry is not returned at its expiry instant");
+    assert!(b.get("exp:1", now() + HOUR).await.expect("get").is_none(), "an entry is not returned after its expiry");
 }
 
 async fn preconditions_guard_writes<B: CacheBackend>(b: &B) {
@@ -156,10 +161,10 @@ async fn sweep_removes_only_expired_entries<B: CacheBackend>(b: &B) {
     b.set("sw:old1", entry(b"o", 10, &["sw"]), always()).await.expect("set");
     b.set("sw:old2", entry(b"o", 20, &[]), always()).await.expect("set");
     b.set("sw:live", entry(b"l", HOUR, &["sw"]), always()).await.expect("set");
-    let n = b.sweep(NOW + 1000).await.expect("sweep");
+    let n = b.sweep(now() + 1000).await.expect("sweep");
     assert!(n >= 2, "the sweep removes the expired entries (removed {n})");
-    assert!(b.get("sw:live", NOW + 1000).await.expect("get").is_some(), "the sweep keeps live entries");
-    assert_eq!(b.sweep(NOW + 1000).await.expect("sweep"), 0, "a second sweep finds nothing");
+    assert!(b.get("sw:live", now() + 1000).await.expect("get").is_some(), "the sweep keeps live entries");
+    assert_eq!(b.sweep(now() + 1000).await.expect("sweep"), 0, "a second sweep finds nothing");
     assert_eq!(b.delete_tagged(&["sw".into()]).await.expect("delete_tagged"), 1, "a swept entry no longer counts for its tags");
 }
 

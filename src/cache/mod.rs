@@ -33,12 +33,14 @@ mod hooks;
 mod key;
 mod l1;
 mod model;
+mod peers;
 mod record;
+pub mod redis;
 mod time;
 mod typed;
 pub mod validate;
 
-pub use backend::{BackendEntry, CacheBackend};
+pub use backend::{BackendEntry, CacheBackend, Changed};
 pub use error::CacheError;
 pub use hooks::CacheHooks;
 pub use model::{CacheStats, CacheValue, Hit, SetReceipt, Tier, TierStats};
@@ -76,20 +78,36 @@ struct Inner {
 }
 
 impl Cache {
-    /// Builds the cache with the embedded L2 on the shared store (when L2 is enabled).
+    /// Builds the cache with the embedded L2 on the shared store (when L2 is enabled),
+    /// whatever `cache.l2.backend` says.
     pub fn new(store: Store, clock: SharedClock, config: CacheConfig) -> Self {
-        let l2 = config.l2.enabled.then(|| Cache::configured_l2(store, &config));
+        let l2 = config.l2.enabled.then(|| Cache::embedded_l2(store, &config));
         Cache::with_backend(clock, config, l2)
     }
 
-    /// The built-in L2 backend `cache.l2.backend` names, on `store`.
-    pub fn configured_l2(store: Store, config: &CacheConfig) -> Arc<dyn CacheBackend> {
+    /// The built-in L2 backend `cache.l2.backend` names: on `store`, or on `redis`
+    /// (which the caller connected for the `redis` backend).
+    pub fn configured_l2(
+        store: Store,
+        redis: Option<crate::cluster::Redis>,
+        config: &CacheConfig,
+    ) -> Result<Arc<dyn CacheBackend>, CacheError> {
         match config.l2.backend {
-            config::L2Backend::Embedded => {
-                let compress = config.compression.enabled.then_some(config.compression.threshold);
-                Arc::new(embedded::EmbeddedBackend::new(store, config.l2.max_size, compress))
+            config::L2Backend::Embedded => Ok(Cache::embedded_l2(store, config)),
+            config::L2Backend::Redis => {
+                let redis = redis.ok_or_else(|| CacheError::Backend("cache.l2.backend is redis but no Redis is connected".into()))?;
+                Ok(Arc::new(redis::RedisBackend::new(redis, Cache::compress_above(config))))
             }
         }
+    }
+
+    fn embedded_l2(store: Store, config: &CacheConfig) -> Arc<dyn CacheBackend> {
+        Arc::new(embedded::EmbeddedBackend::new(store, config.l2.max_size, Cache::compress_above(config)))
+    }
+
+    /// Values longer than this are stored compressed (None: never).
+    fn compress_above(config: &CacheConfig) -> Option<usize> {
+        config.compression.enabled.then_some(config.compression.threshold)
     }
 
     /// Builds the cache on an explicit L2 backend (None: L1 only).
@@ -117,6 +135,10 @@ impl Cache {
     pub fn start(&self, bg: &crate::runtime::Background) {
         let (me, shutdown) = (self.clone(), bg.shutdown.clone());
         bg.supervise("cache.upkeep", move || me.clone().upkeep(shutdown.clone()));
+        if self.follows_peers() {
+            let (me, shutdown) = (self.clone(), bg.shutdown.clone());
+            bg.supervise("cache.peers", move || me.clone().follow_peers(shutdown.clone()));
+        }
     }
 
     /// The background loop of [`Cache::start`].

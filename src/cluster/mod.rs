@@ -13,3 +13,18 @@ pub mod redis;
 pub mod test_server;
 
 pub use redis::{Redis, RedisConfig, RedisError};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a module keeps its records (`progress.store`, `notification.store`,
+/// `export.store`): in this node's database or in the cluster's Redis. An unknown name
+/// stops the start.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// hearth's redb database (one node).
+    #[default]
+    Embedded,
+    /// The cluster's Redis (`redis.url`), shared by every node.
+    Redis,
+}

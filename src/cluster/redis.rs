@@ -121,6 +121,14 @@ impl Redis {
         Ok(self.client.get_multiplexed_async_connection().await?)
     }
 
+    /// A pub/sub connection of its own (a subscribed connection can do nothing else).
+    pub async fn pubsub(&self) -> Result<::redis::aio::PubSub, RedisError> {
+        match tokio::time::timeout(self.timeout, self.client.get_async_pubsub()).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RedisError::Unavailable(format!("no answer within {} ms", self.timeout.as_millis()))),
+        }
+    }
+
     /// Runs `cmd` with the command timeout.
     pub async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, RedisError> {
         let mut conn = self.conn();

@@ -35,8 +35,10 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed for this test (apt-get install redis-server; .ci/run does it)");
         self.child = Some(child);
+        // Ready once it answers PING (it refuses commands with LOADING while it replays
+        // its append-only file after a restart).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !answers_ping(self.port) {
             assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -76,6 +78,53 @@ impl Drop for RedisServer {
     }
 }
 
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut buf = [0u8; 7];
+    conn.write_all(b"PING\r\n").is_ok() && conn.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
+}
+
+/// A conformance [`Harness`](crate::conformance::Harness) for a Redis backend: one private
+/// server; each fresh backend gets a key prefix of its own (so nothing of an earlier one
+/// is visible) and a re-open reconnects under the same prefix.
+pub struct OnRedis<B> {
+    server: RedisServer,
+    made: usize,
+    make: fn(super::Redis) -> B,
+}
+
+impl<B> OnRedis<B> {
+    /// Backends that `make` builds on a connection.
+    pub fn new(make: fn(super::Redis) -> B) -> Self {
+        OnRedis { server: RedisServer::start(), made: 0, make }
+    }
+
+    /// The server (to crash and restart it).
+    pub fn server_mut(&mut self) -> &mut RedisServer {
+        &mut self.server
+    }
+
+    async fn open(&self) -> B {
+        let cfg = super::RedisConfig { url: Some(self.server.url()), key_prefix: format!("t{}:", self.made), ..Default::default() };
+        (self.make)(super::Redis::connect(&cfg).await.expect("connects to the test redis-server"))
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Send + Sync + 'static> crate::conformance::Harness<B> for OnRedis<B> {
+    async fn fresh(&mut self) -> B {
+        self.made += 1;
+        self.open().await
+    }
+
+    async fn reopen(&mut self, backend: B) -> B {
+        drop(backend);
+        self.open().await
+    }
 }

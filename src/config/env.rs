@@ -20,7 +20,8 @@ const ENV_MAP: &[(&str, &[&[&str]])] = &[
 
 /// The parts that have a Redis backend, by the key that selects it: `REDIS_URL` alone
 /// selects `redis` for each of them unless the configuration names a backend itself.
-const REDIS_PARTS: &[&[&str]] = &[&["events", "transport"], &["progress", "store"]];
+const REDIS_PARTS: &[&[&str]] =
+    &[&["events", "transport"], &["progress", "store"], &["cache", "l2", "backend"], &["export", "store"], &["notification", "store"]];
 
 /// With `REDIS_URL` in the environment, every part with a Redis backend uses it unless
 /// the file or a `HEARTH__...` variable chose one (an explicit `embedded` wins).

@@ -162,12 +162,16 @@ impl Config {
         for (i, w) in self.webhooks.iter().enumerate() {
             w.validate(i)?;
         }
+        self.server.cors.validate()?;
         self.job_queue.validate()?;
         self.search.validate()?;
         if self.redis.url.is_none() {
             let uses = [
                 ("events.transport", self.events.transport == crate::events::TransportKind::Redis),
                 ("progress.store", self.progress.store == crate::progress::config::ProgressStoreKind::Redis),
+                ("export.store", self.export.store == crate::cluster::StoreKind::Redis),
+                ("notification.store", self.notification.store == crate::cluster::StoreKind::Redis),
+                ("cache.l2.backend", self.cache.l2.backend == crate::cache::config::L2Backend::Redis && self.cache.l2.url.is_none()),
             ];
             if let Some((key, _)) = uses.iter().find(|(_, on)| *on) {
                 return Err(ConfigError::invalid(key, "redis needs a server: set REDIS_URL or redis.url"));
@@ -236,6 +240,9 @@ mod tests {
         assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6399/0"));
         assert_eq!(c.events.transport, crate::events::TransportKind::Redis);
         assert_eq!(c.progress.store, crate::progress::config::ProgressStoreKind::Redis);
+        assert_eq!(c.cache.l2.backend, crate::cache::config::L2Backend::Redis);
+        assert_eq!(c.export.store, crate::cluster::StoreKind::Redis);
+        assert_eq!(c.notification.store, crate::cluster::StoreKind::Redis);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("h.yaml");
         std::fs::write(&file, "progress: {store: embedded}\n").unwrap();
@@ -244,6 +251,19 @@ mod tests {
         assert_eq!(c.events.transport, crate::events::TransportKind::Redis);
         let err = Config::from_yaml("progress: {store: redis}").unwrap_err().to_string();
         assert!(err.contains("progress.store") && err.contains("REDIS_URL"), "{err}");
+        let err = Config::from_yaml("cache: {l2: {backend: redis}}").unwrap_err().to_string();
+        assert!(err.contains("cache.l2.backend") && err.contains("REDIS_URL"), "{err}");
+        let own = Config::from_yaml("cache: {l2: {backend: redis, url: 'redis://127.0.0.1:6399/1'}}").unwrap();
+        assert_eq!(own.cache.l2.backend, crate::cache::config::L2Backend::Redis, "the cache may have a Redis of its own");
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        assert!(Config::from_yaml("server: {cors: {allowed_origins: ['https://app.example', 'http://localhost:3000/']}}").is_ok());
+        for bad in ["app.example", "https://app.example/path", "ftp://x", "https://u:p@app.example", "*"] {
+            let err = Config::from_yaml(&format!("server: {{cors: {{allowed_origins: ['{bad}']}}}}")).unwrap_err().to_string();
+            assert!(err.contains("server.cors.allowed_origins[0]"), "{bad}: {err}");
+        }
     }
 
     #[test]

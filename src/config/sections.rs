@@ -34,6 +34,46 @@ pub struct ServerConfig {
     /// Writes are refused (507 `storage_full`) while the data directory's filesystem has
     /// less free space than this; reads keep working. 0 disables the check.
     pub min_free_disk_bytes: u64,
+    /// Host names (without port) this server answers to when authentication is off,
+    /// besides loopback names and its bound address; other `Host` headers get 403
+    /// (DNS rebinding). Ignored when API keys are configured.
+    pub public_hosts: Vec<String>,
+    /// Cross-origin access for browsers.
+    pub cors: CorsConfig,
+}
+
+/// `server.cors`: which web origins (`https://app.example.com`) may call the API from a
+/// browser. Empty (the default): CORS is off, and WebSocket/SSE upgrades and writes that
+/// carry a foreign `Origin` are refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed origins: `scheme://host[:port]`, no path.
+    pub allowed_origins: Vec<String>,
+}
+
+impl CorsConfig {
+    /// Every origin is `http(s)://host[:port]` with nothing after it.
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            let ok = url::Url::parse(o).ok().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.username().is_empty()
+                    && !o.trim_end_matches('/').ends_with(':')
+                    && o.trim_end_matches('/').matches('/').count() == 2
+            });
+            if !ok {
+                return Err(super::ConfigError::invalid(
+                    &format!("server.cors.allowed_origins[{i}]"),
+                    format!("'{o}' is not an origin like https://app.example.com or http://localhost:3000"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -49,6 +89,8 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_streams_per_caller: 256,
             min_free_disk_bytes: 32 * 1024 * 1024,
+            public_hosts: Vec::new(),
+            cors: CorsConfig::default(),
         }
     }
 }

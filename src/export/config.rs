@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
-    /// The backend of export records and stored sources: `embedded` (hearth's database;
-    /// the only one in this build). Export files are `storage`.
-    #[serde(deserialize_with = "crate::notify::config::store_backend")]
-    pub store: String,
+    /// The backend of export records and stored sources: `embedded` (hearth's database)
+    /// or `redis` (the cluster's, so every node lists and serves them). Export files are
+    /// `storage`: with several nodes it must be shared too.
+    pub store: crate::cluster::StoreKind,
     /// Where export files are written.
     pub storage: StorageConfig,
     /// Per-format settings; formats not listed are enabled with defaults.
@@ -30,7 +30,7 @@ pub struct ExportConfig {
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
-            store: crate::notify::config::EMBEDDED.into(),
+            store: crate::cluster::StoreKind::Embedded,
             storage: StorageConfig::default(),
             formats: BTreeMap::new(),
             jobs: ExportJobsConfig::default(),
@@ -129,8 +129,13 @@ mod tests {
 
     #[test]
     fn the_store_is_embedded_unless_named_otherwise_and_unknown_backends_are_refused() {
-        assert_eq!(Config::from_yaml("").unwrap().export.store, "embedded");
+        use crate::cluster::StoreKind;
+        assert_eq!(Config::from_yaml("").unwrap().export.store, StoreKind::Embedded);
+        let c = Config::from_yaml("export: {store: redis}\nredis: {url: 'redis://127.0.0.1:6399'}").unwrap();
+        assert_eq!(c.export.store, StoreKind::Redis);
         let err = Config::from_yaml("export: {store: redis}").unwrap_err().to_string();
-        assert!(err.contains("export.store") && err.contains("'redis' is not in this build yet"), "{err}");
+        assert!(err.contains("export.store") && err.contains("REDIS_URL"), "{err}");
+        let err = Config::from_yaml("export: {store: cassandra}").unwrap_err().to_string();
+        assert!(err.contains("export.store") && err.contains("embedded"), "{err}");
     }
 }

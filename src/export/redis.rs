@@ -207,39 +207,11 @@ impl SourceStore for RedisExportStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::RedisConfig;
-    use crate::cluster::test_server::RedisServer;
-    use crate::conformance::Harness;
-
-    /// A key prefix of its own per fresh store, on one server; a re-open reconnects.
-    struct OnRedis {
-        server: RedisServer,
-        made: usize,
-    }
-
-    impl OnRedis {
-        async fn open(&self) -> RedisExportStore {
-            let cfg = RedisConfig { url: Some(self.server.url()), key_prefix: format!("t{}:", self.made), ..Default::default() };
-            RedisExportStore::new(Redis::connect(&cfg).await.expect("connects"))
-        }
-    }
-
-    #[async_trait]
-    impl Harness<RedisExportStore> for OnRedis {
-        async fn fresh(&mut self) -> RedisExportStore {
-            self.made += 1;
-            self.open().await
-        }
-
-        async fn reopen(&mut self, backend: RedisExportStore) -> RedisExportStore {
-            drop(backend);
-            self.open().await
-        }
-    }
+    use crate::cluster::test_server::OnRedis;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_redis_stores_pass_the_conformance_suites() {
-        let on = || OnRedis { server: RedisServer::start(), made: 0 };
+        let on = || OnRedis::new(RedisExportStore::new);
         crate::export::conformance::records::run(on()).await;
         crate::export::conformance::sources::run(on()).await;
     }

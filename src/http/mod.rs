@@ -6,6 +6,7 @@
 //! request ids, tracing, metrics, the body limit and JSON 404/405 fallbacks.
 
 pub mod auth;
+pub mod browser;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -73,6 +74,8 @@ const MODULE_PREFIXES: &[(&str, &[&str])] = &[
 pub fn router(app: Arc<App>) -> Router {
     let server = &app.config.server;
     let head = limits::HeadLimits { max_uri_bytes: server.max_uri_bytes, max_header_bytes: server.max_header_bytes };
+    let door = FrontDoor { head, browser: browser::BrowserPolicy::new(&app.config) };
+    let cors = browser::cors_layer(&app.config);
     let streams = limits::StreamSlots::new(server.max_streams_per_caller);
     let state: AppState = Arc::new(ServerState { auth: Authenticator::new(&app.config), streams, app });
     let (router, api) = api_router(&state).split_for_parts();
@@ -90,13 +93,18 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit))
-        .layer(middleware::from_fn_with_state(head, front_door))
+        .layer(middleware::from_fn_with_state(door, front_door))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    // CORS answers preflights before anything else sees them (they carry no credentials).
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
     router.with_state(state)
 }
 
@@ -151,11 +159,18 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     next.run(req).await
 }
 
+/// What the first middleware checks.
+#[derive(Clone)]
+struct FrontDoor {
+    head: limits::HeadLimits,
+    browser: browser::BrowserPolicy,
+}
+
 /// The first of hearth's layers, in one middleware (each layer costs on every request):
-/// refuses oversized request heads, records the request's metrics, and marks every
-/// response `nosniff` (see `limits.rs`).
-async fn front_door(State(head): State<limits::HeadLimits>, req: Request, next: Next) -> Response {
-    if let Err(e) = head.check(&req) {
+/// refuses oversized request heads (`limits.rs`) and what a browser must not do
+/// (`browser.rs`), records the request's metrics, and marks every response `nosniff`.
+async fn front_door(State(door): State<FrontDoor>, req: Request, next: Next) -> Response {
+    if let Err(e) = door.head.check(&req).and_then(|()| door.browser.check(&req)) {
         return limits::nosniff(e.into_response());
     }
     let start = Instant::now();

@@ -1,30 +1,14 @@
 //! Configuration of notifications (`notification:` in hearth.yaml).
 
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// The backend name of the built-in store of a seam (`notification.store`, `export.store`).
-pub const EMBEDDED: &str = "embedded";
-
-/// Reads a `<module>.store` backend name, refusing names this build has no backend for
-/// (the loader reports the key with the message). Only [`EMBEDDED`] exists today; the
-/// scale-out backends (Redis...) come with later releases.
-pub(crate) fn store_backend<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let name = String::deserialize(d)?;
-    if name == EMBEDDED {
-        Ok(name)
-    } else {
-        Err(serde::de::Error::custom(format!("the store backend '{name}' is not in this build yet (available: {EMBEDDED})")))
-    }
-}
+use serde::{Deserialize, Serialize};
 
 /// Settings for notifications (seed "Notification Module").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationConfig {
-    /// The notification store backend: `embedded` (hearth's database; the only one in this
-    /// build).
-    #[serde(deserialize_with = "store_backend")]
-    pub store: String,
+    /// Where notifications, read state, preferences and the outbox live: `embedded`
+    /// (hearth's database) or `redis` (the cluster's, so every node serves the same feeds).
+    pub store: crate::cluster::StoreKind,
     /// Channel settings.
     pub channels: ChannelsConfig,
     /// Persistence and retention.
@@ -44,7 +28,7 @@ pub struct NotificationConfig {
 impl Default for NotificationConfig {
     fn default() -> Self {
         NotificationConfig {
-            store: EMBEDDED.into(),
+            store: crate::cluster::StoreKind::Embedded,
             channels: ChannelsConfig::default(),
             persistence: PersistenceConfig::default(),
             templates: TemplatesConfig::default(),
@@ -212,9 +196,14 @@ mod tests {
 
     #[test]
     fn the_store_is_embedded_unless_named_otherwise_and_unknown_backends_are_refused() {
-        assert_eq!(Config::from_yaml("").unwrap().notification.store, "embedded");
-        assert_eq!(Config::from_yaml("notification: {store: embedded}").unwrap().notification.store, "embedded");
+        use crate::cluster::StoreKind;
+        assert_eq!(Config::from_yaml("").unwrap().notification.store, StoreKind::Embedded);
+        assert_eq!(Config::from_yaml("notification: {store: embedded}").unwrap().notification.store, StoreKind::Embedded);
+        let c = Config::from_yaml("notification: {store: redis}\nredis: {url: 'redis://127.0.0.1:6399'}").unwrap();
+        assert_eq!(c.notification.store, StoreKind::Redis);
         let err = Config::from_yaml("notification: {store: redis}").unwrap_err().to_string();
-        assert!(err.contains("notification.store") && err.contains("'redis' is not in this build yet"), "{err}");
+        assert!(err.contains("notification.store") && err.contains("REDIS_URL"), "{err}");
+        let err = Config::from_yaml("notification: {store: kafka}").unwrap_err().to_string();
+        assert!(err.contains("notification.store") && err.contains("embedded"), "{err}");
     }
 }

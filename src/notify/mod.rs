@@ -33,6 +33,7 @@ pub mod hooks;
 pub mod links;
 pub mod metrics;
 pub mod model;
+pub mod redis;
 mod retention;
 mod send;
 pub mod store;

@@ -44,12 +44,4 @@ impl Default for ProgressConfig {
 }
 
 /// The built-in progress storage backends, selected by name.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ProgressStoreKind {
-    /// Records in hearth's redb database.
-    #[default]
-    Embedded,
-    /// Records in the cluster's Redis (`redis.url`), shared by every node.
-    Redis,
-}
+pub type ProgressStoreKind = crate::cluster::StoreKind;

@@ -220,51 +220,23 @@ impl ProgressStorage for RedisProgressStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::RedisConfig;
-    use crate::cluster::test_server::RedisServer;
+    use crate::cluster::test_server::OnRedis;
     use crate::conformance::Harness;
-
-    /// Each fresh storage gets a key prefix of its own on one server; a re-open is a new
-    /// connection with the same prefix.
-    struct OnRedis {
-        server: RedisServer,
-        made: usize,
-    }
-
-    impl OnRedis {
-        async fn open(&self) -> RedisProgressStorage {
-            let cfg = RedisConfig { url: Some(self.server.url()), key_prefix: format!("t{}:", self.made), ..Default::default() };
-            RedisProgressStorage::new(Redis::connect(&cfg).await.expect("connects"))
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Harness<RedisProgressStorage> for OnRedis {
-        async fn fresh(&mut self) -> RedisProgressStorage {
-            self.made += 1;
-            self.open().await
-        }
-
-        async fn reopen(&mut self, backend: RedisProgressStorage) -> RedisProgressStorage {
-            drop(backend);
-            self.open().await
-        }
-    }
 
     #[tokio::test]
     async fn the_redis_storage_passes_the_conformance_suite() {
-        super::super::conformance::run(OnRedis { server: RedisServer::start(), made: 0 }).await;
+        super::super::conformance::run(OnRedis::new(RedisProgressStorage::new)).await;
     }
 
     #[tokio::test]
     async fn an_acknowledged_write_survives_a_crash_of_redis_server() {
-        let mut h = OnRedis { server: RedisServer::start(), made: 1 };
-        let s = h.open().await;
+        let mut h = OnRedis::new(RedisProgressStorage::new);
+        let s = h.fresh().await;
         let rec =
             crate::progress::machine::new_record(crate::progress::NewProgress::with_stages(Some("p1".into()), &["a"]), Utc::now()).unwrap();
         s.insert(&rec).await.unwrap();
-        h.server.crash_and_restart();
-        let s = h.open().await;
+        h.server_mut().crash_and_restart();
+        let s = h.reopen(s).await;
         assert_eq!(s.load("p1").await.unwrap().map(|r| r.id), Some("p1".into()), "appendfsync always: the insert survived kill -9");
     }
 }

@@ -1,9 +1,10 @@
 //! Two hearth nodes sharing one redis-server act as one service (the parts with a Redis
-//! backend so far: the event transport and progress). Each test starts its own
-//! redis-server (append-only, `appendfsync always`) on a free port.
+//! backend so far: the event transport, progress and the cache's L2). Each test starts
+//! its own redis-server (append-only, `appendfsync always`) on a free port.
 
 use crate::common::TestServer;
 use futures::{SinkExt, StreamExt};
+use hearth::cache::{CacheValue, Tier};
 use hearth::cluster::test_server::RedisServer;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -58,4 +59,173 @@ async fn a_progress_made_on_one_node_is_read_and_followed_live_on_the_other() {
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "in order, never backwards: {updates:?}");
     let (_, on_b) = b.get("/api/progress/job-1").await;
     assert_eq!(on_b["status"], "completed");
+}
+
+/// A node whose cache L2 is in `redis` (each node keeps its own L1).
+async fn cache_node(redis: &RedisServer) -> TestServer {
+    let url = redis.url();
+    TestServer::start_with(move |c| {
+        c.redis.url = Some(url);
+        c.cache.l2.backend = hearth::cache::config::L2Backend::Redis;
+        c.modules.search.enabled = false;
+    })
+    .await
+}
+
+/// What `node` reads under `key`, and from which tier.
+async fn read(node: &TestServer, key: &str) -> Option<(String, Tier)> {
+    let hit = node.app.cache.lookup(key).await.expect("lookup")?;
+    Some((String::from_utf8(hit.value.data().to_vec()).unwrap(), hit.tier))
+}
+
+/// Polls until `node` reads `want` under `key` (other nodes' changes arrive by pub/sub).
+async fn eventually_reads(node: &TestServer, key: &str, want: Option<&str>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read(node, key).await.map(|(v, _)| v);
+        if got.as_deref() == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{key}: node still reads {got:?}, expected {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_one_cache_across_nodes_and_no_l1_keeps_a_stale_value() {
+    let redis = RedisServer::start();
+    let (a, b) = (cache_node(&redis).await, cache_node(&redis).await);
+    let text = |s: &str| CacheValue::with_content_type(s.as_bytes().to_vec(), "text/plain");
+    let tags = ["team:7".to_string()];
+
+    // Set over HTTP on A, read over HTTP on B (from the shared L2), then from B's L1.
+    let r = reqwest::Client::new().put(a.url("/api/cache/greeting?ttl=600")).header("content-type", "text/plain").body("one");
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    let (st, _) = b.get("/api/cache/greeting").await;
+    assert_eq!(st, 200, "B reads what A stored");
+    assert_eq!(read(&b, "greeting").await, Some(("one".into(), Tier::L1)), "B now holds an L1 copy");
+
+    // An overwrite, a delete and a tag invalidation on A each reach B's L1.
+    a.app.cache.set("greeting", text("two"), None, &[]).await.unwrap();
+    eventually_reads(&b, "greeting", Some("two")).await;
+    a.app.cache.delete("greeting").await.unwrap();
+    eventually_reads(&b, "greeting", None).await;
+    a.app.cache.set("member", text("x"), None, &tags).await.unwrap();
+    assert_eq!(read(&b, "member").await.map(|h| h.0), Some("x".into()));
+    assert_eq!(read(&b, "member").await.map(|h| h.1), Some(Tier::L1));
+    assert_eq!(a.app.cache.invalidate(&tags).await.unwrap(), 1);
+    eventually_reads(&b, "member", None).await;
+    // And the other way round: B writes, A follows; the totals are the cluster's.
+    b.app.cache.set("back", text("from b"), None, &[]).await.unwrap();
+    eventually_reads(&a, "back", Some("from b")).await;
+    let (sa, sb) = (a.app.cache.get_stats().await.unwrap(), b.app.cache.get_stats().await.unwrap());
+    assert_eq!((sa.l2.entries, sb.l2.entries), (1, 1), "both nodes count the one shared entry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_change_feed_still_ends_up_reading_the_new_value() {
+    let redis = RedisServer::start();
+    let (a, b) = (cache_node(&redis).await, cache_node(&redis).await);
+    let text = |s: &str| CacheValue::with_content_type(s.as_bytes().to_vec(), "text/plain");
+    a.app.cache.set("k", text("old"), None, &[]).await.unwrap();
+    assert_eq!(read(&b, "k").await.map(|h| h.0), Some("old".into()));
+    assert_eq!(read(&b, "k").await.map(|h| h.1), Some(Tier::L1));
+    // Cut every subscriber off, then change the value: whether B resubscribed in time to
+    // hear about it or treats the gap as "anything changed" (see the unit tests of
+    // cache/redis.rs), it must end up reading the new value well before its L1 TTL.
+    let mut admin = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut admin).await.unwrap();
+    assert!(killed >= 2, "both nodes' subscriptions were cut ({killed})");
+    a.app.cache.set("k", text("new"), None, &[]).await.unwrap();
+    eventually_reads(&b, "k", Some("new")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_and_their_sources_are_shared_by_the_nodes() {
+    let redis = RedisServer::start();
+    // Files need shared storage too: here one directory both nodes write.
+    let files = tempfile::tempdir().unwrap();
+    let start = |url: String, files: String| {
+        TestServer::start_with(move |c| {
+            c.redis.url = Some(url);
+            c.export.store = hearth::cluster::StoreKind::Redis;
+            c.export.storage.path = files;
+            c.modules.search.enabled = false;
+        })
+    };
+    let dir = files.path().to_string_lossy().into_owned();
+    let a = start(redis.url(), dir.clone()).await;
+    let b = start(redis.url(), dir).await;
+    let (st, body) = a.post("/api/documents", json!({"id": "d1", "title": "Shared", "content": "Written on A."})).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = b.get("/api/documents/d1").await;
+    assert_eq!(st, 200, "B reads the document A stored: {body}");
+
+    let (st, resp) = b.post("/api/exports", json!({"source_type": "document", "source_id": "d1", "format": "md"})).await;
+    assert_eq!(st, 202, "B exports A's document: {resp}");
+    let id = resp["job_id"].as_str().unwrap().to_string();
+    let mut record = Value::Null;
+    for _ in 0..500 {
+        let (st, body) = a.get(&format!("/api/exports/{id}")).await;
+        assert_eq!(st, 200, "A knows the export B created: {body}");
+        record = body;
+        if record["status"] == "completed" || record["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(record["status"], "completed", "{record}");
+    let r = reqwest::get(a.url(&format!("/api/exports/{id}/download"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Written on A."), "A serves the file B rendered");
+    let (_, listed) = a.get("/api/exports").await;
+    assert!(listed.to_string().contains(&id), "A lists B's export: {listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_feed_is_the_same_on_every_node_and_live_on_each() {
+    let redis = RedisServer::start();
+    let start = |url: String| {
+        TestServer::start_with(move |c| {
+            c.redis.url = Some(url);
+            c.events.transport = hearth::events::TransportKind::Redis;
+            c.notification.store = hearth::cluster::StoreKind::Redis;
+            c.modules.search.enabled = false;
+        })
+    };
+    let (a, b) = (start(redis.url()).await, start(redis.url()).await);
+    // B's WebSocket for dana, then two notifications sent through A.
+    let (mut ws, _) = connect_async(b.ws_url("/ws/notifications?user_id=dana")).await.unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"unread_count\":0"), "{hello:?}");
+    let mut ids = Vec::new();
+    for title in ["first", "second"] {
+        let (st, body) =
+            a.post("/api/notifications", json!({"type": "info", "title": title, "user_id": "dana", "channels": ["in-app"]})).await;
+        assert_eq!(st, 200, "{body}");
+        ids.push(body["notification_id"].as_str().unwrap().to_string());
+    }
+    let live = async {
+        let mut seen = 0;
+        while seen < 2 {
+            if let Some(Ok(Message::Text(t))) = ws.next().await
+                && t.as_str().contains("notification.created")
+            {
+                seen += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), live).await.expect("B's WebSocket hears of A's notifications");
+
+    let (_, list) = b.get("/api/notifications?user_id=dana").await;
+    let titles: Vec<&str> = list.as_array().unwrap().iter().map(|n| n["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["second", "first"], "B lists A's notifications, newest first");
+    let (st, _) = b.post(&format!("/api/notifications/{}/read", ids[0]), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, count) = a.get("/api/notifications/unread_count?user_id=dana").await;
+    assert_eq!(count["unread_count"], 1, "A counts the read made on B: {count}");
+    let (st, body) = a.put("/api/notifications/preferences/dana", json!({"muted_types": ["warning"]})).await;
+    assert_eq!(st, 200, "{body}");
+    let (_, prefs) = b.get("/api/notifications/preferences/dana").await;
+    assert_eq!(prefs["muted_types"], json!(["warning"]), "B applies preferences set on A");
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod authz;
+mod browser;
 mod cache;
 mod cluster;
 mod content_safety;
