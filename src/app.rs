@@ -360,7 +360,7 @@ impl App {
             },
         );
         r.insert("progress", on(m.progress.enabled, &Readiness::ready));
-        r.insert("job_queue", on(m.job_queue.enabled, &Readiness::ready));
+        r.insert("job_queue", on(m.job_queue.enabled, &|| self.jobs.readiness()));
         r.insert("notification", on(m.notification.enabled, &Readiness::ready));
         r.insert("cache", on(m.cache.enabled, &Readiness::ready));
         r.insert("export", on(m.export.enabled, &Readiness::ready));

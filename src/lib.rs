@@ -12,7 +12,8 @@
 //!
 //! Everything persists in one redb database ([`store`]) through a group-commit writer, so
 //! an acknowledged write survives `kill -9`. [`App`] builds every service from a
-//! [`Config`]; [`http`] serves them over REST and WebSocket.
+//! [`Config`]; [`http`] serves them over REST and WebSocket, and [`resp`] serves the cache
+//! over the Redis protocol.
 
 pub mod app;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod jobs;
 pub mod notify;
 pub mod outbound;
 pub mod progress;
+pub mod resp;
 pub mod runtime;
 pub mod search;
 pub mod store;

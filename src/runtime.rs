@@ -103,11 +103,7 @@ impl Background {
                 match AssertUnwindSafe(make()).catch_unwind().await {
                     Ok(()) => return,
                     Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "a panic".into());
+                        let what = panic_message(panic.as_ref());
                         let recent = supervisor.record(task);
                         ::metrics::counter!("hearth_task_panics_total", "task" => task).increment(1);
                         tracing::error!(task, panic = %what, recent, "background task panicked; restarting it");
@@ -127,6 +123,15 @@ impl Background {
     pub fn crash_loops(&self) -> Vec<(&'static str, usize)> {
         self.supervisor.crash_loops()
     }
+}
+
+/// The message of a caught panic (`panic!("...")` payloads), or "a panic".
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 fn describe_metrics() {

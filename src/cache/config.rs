@@ -18,6 +18,17 @@ pub struct CacheConfig {
     pub max_entry_bytes: usize,
     /// Longest TTL accepted, seconds (default ten years); longer ones are rejected as invalid.
     pub max_ttl: u64,
+    /// The Redis-protocol endpoint.
+    pub resp: RespConfig,
+}
+
+/// `cache.resp`: the cache over the Redis protocol (`src/resp/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RespConfig {
+    /// Address to listen on, e.g. `127.0.0.1:6380`; unset (the default): off. Without API
+    /// keys only a loopback address is accepted.
+    pub bind: Option<String>,
 }
 
 impl Default for CacheConfig {
@@ -29,6 +40,7 @@ impl Default for CacheConfig {
             metrics: MetricsToggle { enabled: true },
             max_entry_bytes: 8 * 1024 * 1024,
             max_ttl: 10 * 365 * 24 * 3600,
+            resp: RespConfig::default(),
         }
     }
 }

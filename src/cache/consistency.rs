@@ -95,6 +95,22 @@ impl Consistency {
         Ticket { c: self.clone(), key: key.to_owned(), stripe, seq, epoch, done: false }
     }
 
+    /// Begins a set or delete of `key` only if nothing touched the key's stripe and no
+    /// invalidation started since `snap` (the read-modify-write of an atomic update);
+    /// None when something did (re-read and try again).
+    pub fn begin_if(self: &Arc<Self>, key: &str, snap: &Snapshot, l1: impl FnOnce()) -> Option<Ticket> {
+        let mut s = self.stripes[snap.stripe].lock();
+        let epoch = self.epoch.load(SeqCst);
+        if s.last != snap.last || epoch != snap.epoch || s.pending.contains_key(key) || self.invalidations.load(SeqCst) > 0 {
+            return None;
+        }
+        let seq = self.seq.fetch_add(1, SeqCst) + 1;
+        s.last = seq;
+        s.pending.insert(key.to_owned(), seq);
+        l1();
+        Some(Ticket { c: self.clone(), key: key.to_owned(), stripe: snap.stripe, seq, epoch, done: false })
+    }
+
     /// Takes a snapshot for a fill of `key`, or None while the key or an invalidation is
     /// in flight (then the fill must not be stored).
     pub fn snapshot(&self, key: &str) -> Option<Snapshot> {

@@ -20,6 +20,7 @@
 //!
 //! Invariant: no tier ever returns an entry whose expiry has passed (by the cache's clock).
 
+mod atomic;
 pub mod backend;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
@@ -40,6 +41,7 @@ mod time;
 mod typed;
 pub mod validate;
 
+pub use atomic::{Current, Update};
 pub use backend::{BackendEntry, CacheBackend, Changed};
 pub use error::CacheError;
 pub use hooks::CacheHooks;
@@ -72,6 +74,7 @@ struct Inner {
     l2: Option<Arc<dyn CacheBackend>>,
     prefix: String,
     consistency: Arc<Consistency>,
+    updates: atomic::UpdateLocks,
     flights: Arc<Flights>,
     counters: Counters,
     hooks: HookList,
@@ -123,6 +126,7 @@ impl Cache {
                 l2,
                 prefix,
                 consistency: Consistency::new(),
+                updates: atomic::UpdateLocks::default(),
                 flights: Arc::default(),
                 counters: Counters::default(),
                 hooks: HookList::default(),
@@ -273,10 +277,27 @@ impl Cache {
         let now_ms = inner.clock.now_ms();
         let expires_ms = now_ms.saturating_add(ttl.as_millis() as i64);
         let ticket = inner.consistency.begin(key, || {
-            if let Some(l1) = &inner.l1 {
-                l1.remove(key);
-            }
+            self.l1_forget(key);
         });
+        self.write(key, value, now_ms, expires_ms, tags, ticket).await
+    }
+
+    /// Drops the L1 copy of `key`; whether there was one.
+    fn l1_forget(&self, key: &str) -> bool {
+        self.inner.l1.as_ref().is_some_and(|l1| l1.remove(key))
+    }
+
+    /// The write half of a set, once `ticket` orders it among the key's operations.
+    async fn write(
+        &self,
+        key: &str,
+        value: CacheValue,
+        now_ms: i64,
+        expires_ms: i64,
+        tags: Vec<String>,
+        ticket: consistency::Ticket,
+    ) -> Result<SetReceipt, CacheError> {
+        let inner = &*self.inner;
         if let Some(l2) = &inner.l2 {
             let entry = BackendEntry { value: value.clone(), expires_ms, tags: tags.clone() };
             let out = l2.set(&self.full_key(key), entry, ticket.precondition()).await?;
@@ -290,19 +311,22 @@ impl Cache {
         }
         inner.counters.add(Count::Set, 1);
         inner.hooks.each(|h| h.on_set(key, &value));
-        Ok(SetReceipt { key: key.to_owned(), bytes: value.len() as u64, ttl: ttl.as_secs_f64(), expires_at: to_time(expires_ms), tags })
+        let ttl = (expires_ms - now_ms).max(0) as f64 / 1000.0;
+        Ok(SetReceipt { key: key.to_owned(), bytes: value.len() as u64, ttl, expires_at: to_time(expires_ms), tags })
     }
 
     /// Removes `key` from both tiers (seed `delete`); returns whether it was present.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let inner = &*self.inner;
         validate::key(key)?;
-        let mut existed = false;
-        let ticket = inner.consistency.begin(key, || {
-            if let Some(l1) = &inner.l1 {
-                existed = l1.remove(key);
-            }
-        });
+        let mut in_l1 = false;
+        let ticket = self.inner.consistency.begin(key, || in_l1 = self.l1_forget(key));
+        self.remove(key, in_l1, ticket).await
+    }
+
+    /// The L2 half of a delete, once `ticket` orders it among the key's operations.
+    async fn remove(&self, key: &str, in_l1: bool, ticket: consistency::Ticket) -> Result<bool, CacheError> {
+        let inner = &*self.inner;
+        let mut existed = in_l1;
         if let Some(l2) = &inner.l2 {
             let out = l2.delete(&self.full_key(key), ticket.precondition()).await?;
             existed |= out.existed;

@@ -14,6 +14,7 @@ pub(super) fn run(config: Config) -> Result<(), String> {
     runtime.block_on(async move {
         let app = crate::App::build(config).await.map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        crate::resp::start(&app).await?;
         tracing::info!("hearth listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         crate::http::serve(listener, app, shutdown_signal()).await.map_err(|e| e.to_string())
     })

@@ -6,11 +6,14 @@
 //! Listing is newest first; the next page's cursor is returned both in the body
 //! (`next_cursor`) and in the `X-Next-Cursor` header, and is passed back as `?cursor=`.
 //! Every route needs a service credential (API key, or auth off); user tokens get 403.
+//! hearth's own job names (`crate::jobs::reserved`) cannot be enqueued, scheduled or
+//! claimed here (400 naming the field); they can be read, retried and cancelled.
 
 use super::AppState;
 use super::auth::Principal;
 use super::error::{ApiResult, Json, Query, parse_json};
 use crate::error::{ApiError, ErrorCode};
+use crate::jobs::reserved;
 use crate::jobs::{
     ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, JobStatus, ListQuery, QueueInfo, Schedule, ScheduleRequest,
 };
@@ -67,6 +70,7 @@ pub struct Success {
         (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 async fn enqueue(State(s): State<AppState>, Extension(p): Extension<Principal>, Json(req): Json<EnqueueRequest>) -> ApiResult<Response> {
     service(&p)?;
+    reserved::refuse("name", &req.name)?;
     let e = s.jobs.enqueue(req).await?;
     let code = if e.existing { StatusCode::OK } else { StatusCode::CREATED };
     Ok((code, axum::Json(e)).into_response())
@@ -82,6 +86,9 @@ async fn enqueue_batch(
     Json(reqs): Json<Vec<EnqueueRequest>>,
 ) -> ApiResult<Response> {
     service(&p)?;
+    for (i, r) in reqs.iter().enumerate() {
+        reserved::refuse(&format!("[{i}].name"), &r.name)?;
+    }
     let out = s.jobs.enqueue_batch(reqs).await?;
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
@@ -375,6 +382,7 @@ async fn put_schedule(
     Json(req): Json<ScheduleRequest>,
 ) -> ApiResult<Response> {
     service(&p)?;
+    reserved::refuse("job.name", &req.job.name)?;
     let sched = s.jobs.put_schedule(req).await?;
     Ok((StatusCode::CREATED, axum::Json(sched)).into_response())
 }

@@ -26,7 +26,10 @@
 //! - **Idempotent ends.** Ending a job that is not running (or already final) is a
 //!   conflict that changes nothing.
 //! - **Dependencies.** A job waits until every dependency completed. When a dependency
-//!   ends dead or cancelled, its dependants are cancelled, transitively, in the same call.
+//!   ends dead or cancelled, its dependants are cancelled, transitively: in the same call
+//!   or by the following [`JobBroker::tick`]s (background work, so that ending the head of
+//!   a long chain answers at once; [`Finished::cascading`] says that some are left). A
+//!   dependant left for later is never claimable meanwhile.
 //! - **Identity.** A caller-chosen id that exists, or a held unique key, answers the
 //!   existing job (`existing: true`) instead of creating one; this is how a cron slot
 //!   (`schedule:<name>:<slot>`) fires once even when several nodes fire it.
@@ -77,8 +80,9 @@ pub enum Names<'a> {
     /// Only these names (an in-process pool passes the names it has handlers for; an
     /// external worker the names it lists).
     Only(&'a [String]),
-    /// Any name but these (an external worker that lists none: the names without an
-    /// in-process handler).
+    /// Any name but these and but the names hearth reserves for itself (an external
+    /// worker that lists none: the names without an in-process handler; see
+    /// [`super::reserved`]).
     Except(&'a [String]),
 }
 
@@ -87,7 +91,7 @@ impl Names<'_> {
     pub fn allows(&self, name: &str) -> bool {
         match self {
             Names::Only(list) => list.iter().any(|n| n == name),
-            Names::Except(list) => !list.iter().any(|n| n == name),
+            Names::Except(list) => !list.iter().any(|n| n == name) && !super::reserved::is_reserved(name),
         }
     }
 }
@@ -116,6 +120,10 @@ pub struct Claimed {
     pub jobs: Vec<Job>,
     /// Delayed jobs that became ready on the way (others may run them).
     pub ready: Vec<Ready>,
+    /// More jobs that this claim could have taken are ready (claimed up to `max`). Brokers
+    /// that cannot tell cheaply answer false. In-process pools use it to tell a stall from
+    /// a long run ([`super::JobQueue::readiness`]).
+    pub more: bool,
 }
 
 /// How a run ends, as its holder reports it.
@@ -163,10 +171,13 @@ pub struct Finished {
     /// One result per end, in order. A failed end (not running, another holder, a store
     /// error) does not affect the others.
     pub results: Vec<Result<Ended, JobError>>,
-    /// Dependants cancelled because a job ended dead or cancelled (all levels).
+    /// Dependants cancelled in this call because a job ended dead or cancelled.
     pub cascaded: Vec<Ended>,
     /// Queues and names that got a ready job (released dependants, retries due now).
     pub ready: Vec<Ready>,
+    /// Dependants are left to cancel by the following ticks (call [`JobBroker::tick`]
+    /// soon: the facade wakes its maintenance loop).
+    pub cascading: bool,
 }
 
 /// What a cancel did.
@@ -201,9 +212,10 @@ pub struct Tick {
     /// Delayed jobs whose `run_at` came, and jobs made ready by the ends below.
     pub ready: Vec<Ready>,
     /// Expired leases (ready again or dead), and jobs cancelled because a dependency had
-    /// ended badly (including cascades).
+    /// ended badly (cascades left by earlier calls, in bounded steps).
     pub ended: Vec<Ended>,
-    /// The earliest time something will be due (a delayed job or a lease end), if known.
+    /// The earliest time something will be due (a delayed job, a lease end, or `now` when
+    /// a cascade is still under way), if known.
     pub next_due: Option<DateTime<Utc>>,
 }
 
@@ -290,7 +302,8 @@ pub trait JobBroker: Send + Sync + 'static {
     /// Records the ends of runs, in one durable write. A completed run makes the job
     /// `completed` (or `cancelled` when a cancel was requested); a failed one `failed`
     /// with `run_at = now + backoff` while attempts remain and `retry` is set, else `dead`.
-    /// Then dependants are released or cancelled (see the module doc).
+    /// Then dependants are released, or cancelled now or by later ticks (see the module
+    /// doc).
     fn finish(&self, ends: Vec<RunEnd>, now: DateTime<Utc>) -> impl Future<Output = Finished> + Send;
 
     /// Cancels a job: a waiting one ends `cancelled` with `reason` (and its dependants with
@@ -306,8 +319,10 @@ pub trait JobBroker: Send + Sync + 'static {
     fn note_progress(&self, id: &str) -> impl Future<Output = Result<ProgressNote, JobError>> + Send;
 
     /// Promotes due delayed jobs, expires leases that ended at or before `now`, and
-    /// cancels jobs whose dependency ended badly while they were not watched (e.g. found so
-    /// at start). Called by the maintenance loop, at least once a second.
+    /// cancels jobs whose dependency ended badly (cascades left by earlier calls, and
+    /// jobs found so at start) — a bounded amount per call, so that one tick stays short.
+    /// Called by the maintenance loop, at least once a second and again at once while
+    /// `next_due` is `now`.
     fn tick(&self, now: DateTime<Utc>) -> impl Future<Output = Result<Tick, JobError>> + Send;
 
     /// One job as it is now (a running job shows its lease), or `None`.

@@ -21,6 +21,9 @@ pub struct JobQueueConfig {
     pub retention: JobRetention,
     /// Maximum size of a job payload, in bytes (JSON text).
     pub max_payload_bytes: usize,
+    /// Seconds an in-process worker pool may make no progress while jobs it can run are
+    /// ready before `/readyz` reports the job queue `degraded` (default 120).
+    pub stall_seconds: u64,
 }
 
 impl Default for JobQueueConfig {
@@ -34,6 +37,7 @@ impl Default for JobQueueConfig {
             scheduler: SchedulerConfig::default(),
             retention: JobRetention::default(),
             max_payload_bytes: 1024 * 1024,
+            stall_seconds: 120,
         }
     }
 }
@@ -96,11 +100,14 @@ pub struct SchedulerConfig {
     /// Recurring jobs declared in configuration, by schedule name. They are upserted at
     /// start; schedules created over the API are kept alongside.
     pub schedules: BTreeMap<String, ScheduleConfig>,
+    /// The shortest time allowed between two runs of one schedule, in seconds (default 60;
+    /// 0 allows any). A cron expression that fires more often is refused.
+    pub min_interval_seconds: u64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { enabled: true, timezone: "UTC".into(), schedules: BTreeMap::new() }
+        SchedulerConfig { enabled: true, timezone: "UTC".into(), schedules: BTreeMap::new(), min_interval_seconds: 60 }
     }
 }
 
@@ -140,6 +147,23 @@ impl JobQueueConfig {
         }
         if !["exponential", "linear", "fixed"].contains(&self.defaults.backoff.as_str()) {
             return Err(ConfigError::invalid("job_queue.defaults.backoff", "must be exponential, linear or fixed"));
+        }
+        if !(1..=super::limits::MAX_TIMEOUT_SECONDS).contains(&self.defaults.timeout) {
+            let why = format!("must be from 1 to {} seconds", super::limits::MAX_TIMEOUT_SECONDS);
+            return Err(ConfigError::invalid("job_queue.defaults.timeout", &why));
+        }
+        let horizon_hours = super::limits::MAX_HORIZON_SECONDS / 3600;
+        if self.retention.completed_hours > horizon_hours {
+            return Err(ConfigError::invalid("job_queue.retention.completed_hours", format!("must be at most {horizon_hours}")));
+        }
+        if self.retention.dead_days > horizon_hours / 24 {
+            return Err(ConfigError::invalid("job_queue.retention.dead_days", format!("must be at most {}", horizon_hours / 24)));
+        }
+        for (name, sched) in &self.scheduler.schedules {
+            let tz = sched.timezone.as_deref().unwrap_or(&self.scheduler.timezone);
+            if let Err(why) = super::schedule::check_cron(&sched.cron, tz, self.scheduler.min_interval_seconds, chrono::Utc::now()) {
+                return Err(ConfigError::invalid(&format!("job_queue.scheduler.schedules.{name}.cron"), &why));
+            }
         }
         Ok(())
     }

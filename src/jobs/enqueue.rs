@@ -35,6 +35,9 @@ impl JobQueue {
             })?;
             jobs.push(NewJob { job, chosen_id });
         }
+        // A cycle needs chosen ids, so it can only be inside one batch.
+        let built: Vec<&super::Job> = jobs.iter().map(|n| &n.job).collect();
+        validate::no_cycles(&built)?;
         let hooks = self.shared.hooks.read().clone();
         let announce = |job: &super::Job| self.announce(job, &hooks);
         let admitted = self.shared.broker.enqueue(jobs, now, &announce).await.map_err(|e| match e {
@@ -45,7 +48,8 @@ impl JobQueue {
             e => e,
         })?;
         self.shared.notify_ready(&admitted.ready);
-        if admitted.answers.iter().any(|a| !a.existing && a.status == JobStatus::Scheduled) {
+        // A delayed job, or a job cancelled at once whose dependants are left to the ticks.
+        if !admitted.cancelled.is_empty() || admitted.answers.iter().any(|a| !a.existing && a.status == JobStatus::Scheduled) {
             self.shared.wake.notify_one();
         }
         if !admitted.cancelled.is_empty() {

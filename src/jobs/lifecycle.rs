@@ -5,7 +5,7 @@
 use super::broker::RunOutcome;
 use super::error::JobError;
 use super::model::{Job, JobAttemptError, JobStatus};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// How a run (or a job) ends.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub fn next_state(before: &Job, outcome: &Outcome, cancel_requested: bool, now: 
                 j.reason = Some(error.clone());
             } else {
                 j.status = JobStatus::Failed;
-                j.run_at = now + Duration::milliseconds(j.backoff.delay_ms(j.attempts) as i64);
+                j.run_at = super::limits::after_ms(now, j.backoff.delay_ms(j.attempts));
             }
         }
         Outcome::Expired => {

@@ -7,10 +7,11 @@
 use super::JobQueue;
 use super::broker::JobBroker;
 use super::error::JobError;
+use super::limits;
 use super::metrics;
 use super::model::JobStatus;
 use crate::runtime::Background;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// How often retention runs.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -20,8 +21,8 @@ impl JobQueue {
     pub(super) async fn apply_retention(&self) -> Result<usize, JobError> {
         let now = self.now();
         let r = &self.shared.config.retention;
-        let completed_before = now - Duration::hours(r.completed_hours as i64);
-        let dead_before = now - Duration::days(r.dead_days as i64);
+        let completed_before = limits::before_secs(now, r.completed_hours.saturating_mul(3600));
+        let dead_before = limits::before_secs(now, r.dead_days.saturating_mul(86_400));
         self.shared.broker.delete_finished(completed_before, dead_before, now).await
     }
 }
@@ -39,7 +40,7 @@ pub(super) async fn tick(q: &JobQueue) {
 /// deadline.
 async fn pass(q: &JobQueue) -> Option<DateTime<Utc>> {
     let now = q.now();
-    q.drop_stale_signals(now - Duration::minutes(1));
+    q.drop_stale_signals(limits::before_secs(now, 60));
     let next_job = match q.shared.broker.tick(now).await {
         Ok(t) => {
             q.shared.notify_ready(&t.ready);
@@ -74,33 +75,37 @@ async fn gauges(q: &JobQueue) {
     }
 }
 
-/// Starts the maintenance loop.
+/// Starts the maintenance loop, supervised (restarted after a panic). The schedules of
+/// the configuration are applied once, before its first pass.
 pub(super) fn start(q: &JobQueue, bg: &Background) {
-    let q = q.clone();
-    let shutdown = bg.shutdown.clone();
-    bg.spawn(async move {
-        q.apply_config_schedules().await;
-        let mut last_retention = tokio::time::Instant::now() - RETENTION_EVERY;
-        loop {
-            let next = pass(&q).await;
-            if last_retention.elapsed() >= RETENTION_EVERY {
-                last_retention = tokio::time::Instant::now();
-                if let Err(e) = q.apply_retention().await {
-                    tracing::warn!(error = %e, "job retention failed");
-                }
-            }
-            gauges(&q).await;
-            let now = q.now();
-            let wait = next
-                .map(|t| (t - now).to_std().unwrap_or(std::time::Duration::ZERO))
-                .unwrap_or(std::time::Duration::from_secs(1))
-                .min(std::time::Duration::from_secs(1));
-            let wake = q.shared.wake.notified();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = wake => {}
-                _ = shutdown.cancelled() => break,
+    let (q, shutdown) = (q.clone(), bg.shutdown.clone());
+    let applied = std::sync::Arc::new(tokio::sync::OnceCell::new());
+    bg.supervise("jobs.maintenance", move || run(q.clone(), shutdown.clone(), applied.clone()));
+}
+
+/// The maintenance loop, until shutdown.
+async fn run(q: JobQueue, shutdown: tokio_util::sync::CancellationToken, applied: std::sync::Arc<tokio::sync::OnceCell<()>>) {
+    applied.get_or_init(|| q.apply_config_schedules()).await;
+    let mut last_retention: Option<tokio::time::Instant> = None;
+    loop {
+        let next = pass(&q).await;
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(tokio::time::Instant::now());
+            if let Err(e) = q.apply_retention().await {
+                tracing::warn!(error = %e, "job retention failed");
             }
         }
-    });
+        gauges(&q).await;
+        let now = q.now();
+        let wait = next
+            .map(|t| (t - now).to_std().unwrap_or(std::time::Duration::ZERO))
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .min(std::time::Duration::from_secs(1));
+        let wake = q.shared.wake.notified();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
 }

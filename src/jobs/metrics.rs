@@ -18,6 +18,10 @@ pub(super) fn describe() {
         describe_gauge!("hearth_jobs_depth", "Jobs not yet final, by queue and status.");
         describe_histogram!("hearth_jobs_wait_seconds", "Seconds from a job's run_at to the start of its run, by queue.");
         describe_histogram!("hearth_jobs_run_seconds", "Seconds a run took until it completed or failed, by queue and job name.");
+        describe_counter!(
+            "hearth_jobs_panics_total",
+            "Panics while processing a job, by job name and where (handler, recording, hook); a job whose handler or recording panicked is dead (poison)."
+        );
     });
 }
 
@@ -60,4 +64,9 @@ pub(super) fn ran(queue: &str, name: &str, seconds: f64) {
 /// Sets the depth gauge of one queue and status.
 pub(super) fn depth(queue: &str, status: &'static str, n: u64) {
     ::metrics::gauge!("hearth_jobs_depth", "queue" => queue.to_string(), "status" => status).set(n as f64);
+}
+
+/// Counts a panic while processing a job named `name` (`during`: handler, recording, hook).
+pub(super) fn panicked(name: &str, during: &'static str) {
+    ::metrics::counter!("hearth_jobs_panics_total", "name" => name.to_string(), "during" => during).increment(1);
 }

@@ -40,13 +40,16 @@ mod enqueue;
 pub mod error;
 mod finish;
 pub mod lifecycle;
+pub mod limits;
 mod maintenance;
 mod metrics;
 pub mod model;
 mod reads;
 mod report;
+pub mod reserved;
 mod runner;
 pub mod schedule;
+mod stall;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -95,6 +98,8 @@ pub(crate) struct Pool {
     pub queues: Vec<String>,
     pub count: usize,
     pub notify: Notify,
+    /// When it last made progress and since when its work is ready (`stall.rs`).
+    pub activity: Mutex<stall::Activity>,
 }
 
 /// The registered in-process handlers, with their names as a list that claims borrow.
@@ -159,7 +164,13 @@ impl JobQueue {
             .workers
             .iter()
             .filter(|(_, p)| p.count > 0)
-            .map(|(name, p)| Pool { name: name.clone(), queues: p.queues.clone(), count: p.count, notify: Notify::new() })
+            .map(|(name, p)| Pool {
+                name: name.clone(),
+                queues: p.queues.clone(),
+                count: p.count,
+                notify: Notify::new(),
+                activity: Mutex::new(stall::Activity::default()),
+            })
             .collect();
         let shared = Arc::new(Shared {
             broker,

@@ -128,7 +128,8 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before the attempt following failed attempt number `attempt` (1-based).
+    /// The delay before the attempt following failed attempt number `attempt` (1-based),
+    /// never more than [`super::limits::MAX_BACKOFF_MS`] whatever the stored policy says.
     pub fn delay_ms(&self, attempt: u32) -> u64 {
         let n = attempt.max(1) as u64;
         let raw = match self.kind {
@@ -136,7 +137,7 @@ impl Backoff {
             BackoffKind::Linear => self.base_ms.saturating_mul(n),
             BackoffKind::Fixed => self.base_ms,
         };
-        let capped = raw.min(self.max_ms);
+        let capped = raw.min(self.max_ms).min(super::limits::MAX_BACKOFF_MS);
         if self.jitter && capped > 1 {
             use rand::Rng;
             rand::rng().random_range(capped / 2..=capped)

@@ -17,10 +17,12 @@ impl Shared {
         }
         {
             let handled = self.handlers.read();
+            let now = self.clock.now();
             for (q, n) in ready {
                 if handled.by_name.contains_key(n) {
                     for p in &self.pools {
                         if p.queues.iter().any(|pq| pq == q) {
+                            p.activity.lock().ready(now);
                             p.notify.notify_one();
                         }
                     }
@@ -50,7 +52,7 @@ impl JobQueue {
         metrics::count(Step::Enqueued, &job.queue, &job.name);
         self.emit("job.enqueued", job);
         for h in hooks {
-            h.on_enqueue(job);
+            call_hook(job, || h.on_enqueue(job));
         }
     }
 
@@ -65,7 +67,7 @@ impl JobQueue {
             metrics::waited(&job.queue, (now - job.run_at).num_milliseconds() as f64 / 1000.0);
             self.emit("job.started", job);
             for h in &hooks {
-                h.on_start(job);
+                call_hook(job, || h.on_start(job));
             }
         }
     }
@@ -74,6 +76,10 @@ impl JobQueue {
     /// cascade included). Returns the results of the ends, in order.
     pub(super) async fn report_finished(&self, f: Finished, now: DateTime<Utc>) -> Vec<Result<Ended, super::JobError>> {
         self.shared.notify_ready(&f.ready);
+        if f.cascading {
+            // Dependants left to cancel: the maintenance loop's ticks do it.
+            self.shared.wake.notify_one();
+        }
         self.report_ended(f.results.iter().filter_map(|r| r.as_ref().ok()).chain(&f.cascaded), now).await;
         f.results
     }
@@ -97,7 +103,7 @@ impl JobQueue {
                 metrics::count(Step::Failed, q, n);
                 self.emit("job.failed", next);
                 for h in &hooks {
-                    h.on_fail(next, err);
+                    call_hook(next, || h.on_fail(next, err));
                 }
             }
             match next.status {
@@ -105,7 +111,7 @@ impl JobQueue {
                     metrics::count(Step::Completed, q, n);
                     self.emit("job.completed", next);
                     for h in &hooks {
-                        h.on_complete(next);
+                        call_hook(next, || h.on_complete(next));
                     }
                 }
                 JobStatus::Dead => {
@@ -188,5 +194,14 @@ impl JobQueue {
         for id in ids {
             runs.remove(id);
         }
+    }
+}
+
+/// Calls one hook, containing a panic: a plugin's bug must not stop the task that reports
+/// (the completer, the maintenance loop, a request). Logged and counted.
+fn call_hook(job: &Job, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        metrics::panicked(&job.name, "hook");
+        tracing::error!(job = %job.id, name = %job.name, panic = %crate::runtime::panic_message(panic.as_ref()), "a job hook panicked");
     }
 }

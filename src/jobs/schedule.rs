@@ -36,13 +36,48 @@ pub fn next_after(s: &cron::Schedule, tz: chrono_tz::Tz, after: DateTime<Utc>) -
     s.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
 }
 
-fn validate(req: &ScheduleRequest, default_tz: &str) -> Result<(cron::Schedule, chrono_tz::Tz, String), JobError> {
+/// How many upcoming slots [`check_cron`] looks at to find the shortest interval. Enough
+/// to see any burst (a seconds field runs through at most 60 slots in a row).
+const SLOTS_CHECKED: usize = 128;
+
+/// The shortest gap between consecutive slots among the next [`SLOTS_CHECKED`] after
+/// `from`, or None when fewer than two slots come.
+pub fn shortest_gap(s: &cron::Schedule, tz: chrono_tz::Tz, from: DateTime<Utc>) -> Option<chrono::TimeDelta> {
+    let slots: Vec<DateTime<Utc>> = s.after(&from.with_timezone(&tz)).take(SLOTS_CHECKED).map(|t| t.with_timezone(&Utc)).collect();
+    slots.windows(2).map(|w| w[1] - w[0]).min()
+}
+
+/// Checks a cron expression read in timezone `tz`: it parses, and its runs are at least
+/// `min_interval_seconds` apart (`job_queue.scheduler.min_interval_seconds`; 0 allows any).
+pub fn check_cron(expr: &str, tz: &str, min_interval_seconds: u64, now: DateTime<Utc>) -> Result<(cron::Schedule, chrono_tz::Tz), String> {
+    let cron = parse_cron(expr).map_err(|e| format!("invalid cron expression: {e}"))?;
+    let tz = tz.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown IANA timezone '{tz}'"))?;
+    if min_interval_seconds > 0
+        && let Some(gap) = shortest_gap(&cron, tz, now)
+        && gap.num_seconds() < i64::try_from(min_interval_seconds).unwrap_or(i64::MAX)
+    {
+        return Err(format!(
+            "fires every {} s; schedules may fire at most once every {min_interval_seconds} s (job_queue.scheduler.min_interval_seconds)",
+            gap.num_seconds()
+        ));
+    }
+    Ok((cron, tz))
+}
+
+fn validate(
+    req: &ScheduleRequest,
+    default_tz: &str,
+    min_interval: u64,
+    now: DateTime<Utc>,
+) -> Result<(cron::Schedule, chrono_tz::Tz, String), JobError> {
     if req.name.trim().is_empty() || req.name.len() > 200 || req.name.contains(['/', ':']) {
         return Err(JobError::invalid("name", "must be 1–200 characters without '/' or ':'"));
     }
-    let cron = parse_cron(&req.cron).map_err(|e| JobError::invalid("cron", format!("invalid cron expression: {e}")))?;
     let tz_name = req.timezone.clone().unwrap_or_else(|| default_tz.to_string());
-    let tz = tz_name.parse::<chrono_tz::Tz>().map_err(|_| JobError::invalid("timezone", format!("unknown IANA timezone '{tz_name}'")))?;
+    if tz_name.parse::<chrono_tz::Tz>().is_err() {
+        return Err(JobError::invalid("timezone", format!("unknown IANA timezone '{tz_name}'")));
+    }
+    let (cron, tz) = check_cron(&req.cron, &tz_name, min_interval, now).map_err(|why| JobError::invalid("cron", why))?;
     if req.job.name.trim().is_empty() {
         return Err(JobError::invalid("job.name", "must not be empty"));
     }
@@ -51,6 +86,14 @@ fn validate(req: &ScheduleRequest, default_tz: &str) -> Result<(cron::Schedule, 
     }
     if req.job.priority.is_some_and(|p| p > 9) {
         return Err(JobError::invalid("job.priority", "must be an integer from 0 to 9"));
+    }
+    // What every slot's enqueue would refuse, refused once here (else the schedule would
+    // fail to fire at every pass).
+    if req.job.max_attempts.is_some_and(|n| !(1..=1000).contains(&n)) {
+        return Err(JobError::invalid("job.max_attempts", "must be from 1 to 1000"));
+    }
+    if req.job.timeout.is_some_and(|t| !(1..=super::limits::MAX_TIMEOUT_SECONDS).contains(&t)) {
+        return Err(JobError::invalid("job.timeout", format!("must be from 1 to {} seconds", super::limits::MAX_TIMEOUT_SECONDS)));
     }
     Ok((cron, tz, tz_name))
 }
@@ -62,8 +105,9 @@ impl JobQueue {
     }
 
     async fn upsert_schedule(&self, req: ScheduleRequest, source: &str) -> Result<Schedule, JobError> {
-        let (cron, tz, tz_name) = validate(&req, &self.shared.config.scheduler.timezone)?;
         let now = self.shared.clock.now();
+        let sched = &self.shared.config.scheduler;
+        let (cron, tz, tz_name) = validate(&req, &sched.timezone, sched.min_interval_seconds, now)?;
         let existing = self.shared.broker.schedules().await?.into_iter().find(|s| s.name == req.name);
         let same = existing.as_ref().is_some_and(|e| e.cron == req.cron && e.timezone == tz_name && e.job == req.job);
         let s = match existing {
@@ -177,5 +221,19 @@ mod tests {
         assert_eq!(next_after(&s, tz, after), Some(Utc.with_ymd_and_hms(2026, 1, 11, 8, 30, 0).unwrap()));
         assert!(parse_cron("not a cron").is_err());
         assert!(parse_cron("99 * * * *").is_err());
+    }
+
+    #[test]
+    fn schedules_that_fire_too_often_are_refused() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
+        for expr in ["* * * * * *", "0,30 * * * * *", "0-59 0 * * * *", "*/10 * * * * *"] {
+            let e = check_cron(expr, "UTC", 60, now).unwrap_err();
+            assert!(e.contains("min_interval_seconds"), "{expr}: {e}");
+        }
+        for expr in ["* * * * *", "0 3 * * *", "0 */5 * * * *"] {
+            check_cron(expr, "UTC", 60, now).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        }
+        check_cron("* * * * * *", "UTC", 0, now).expect("0 allows any interval");
+        check_cron("*/2 * * * * *", "UTC", 2, now).expect("a lowered minimum");
     }
 }

@@ -4,6 +4,8 @@
 //! The broker's own rules (order, leases, ends, dependencies, storage, restarts) are
 //! checked by the conformance suite (`conformance/`), run in `embedded/mod.rs`.
 
+mod hardening;
+
 use super::config::JobQueueConfig;
 use super::*;
 use crate::clock::{Clock, ManualClock};
@@ -220,8 +222,13 @@ async fn in_process_handlers_run_complete_fail_and_time_out() {
     bg.shutdown.cancel();
 }
 
-mod model {
-    //! The state-machine property test: random operation sequences against a model.
+mod model;
+mod poison;
+mod sim;
+
+mod property {
+    //! The state-machine property test: random operation sequences against the model.
+    use super::model::Model;
     use super::*;
     use proptest::prelude::*;
 
@@ -248,150 +255,51 @@ mod model {
         ]
     }
 
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum M {
-        Ready,
-        Running { cancel: bool },
-        Completed,
-        Dead,
-        Cancelled,
-    }
-
-    #[derive(Debug, Clone)]
-    struct MJob {
-        id: String,
-        prio: u8,
-        seq: usize,
-        run_at: i64,
-        state: M,
-        attempts: u32,
-        durable_attempts: u32,
-    }
-
     const MAX: u32 = 3;
-
-    fn status_of(m: M) -> JobStatus {
-        match m {
-            M::Ready => JobStatus::Pending,
-            M::Running { .. } => JobStatus::Running,
-            M::Completed => JobStatus::Completed,
-            M::Dead => JobStatus::Dead,
-            M::Cancelled => JobStatus::Cancelled,
-        }
-    }
 
     async fn run(ops: Vec<Op>) {
         let mut f = Fixture::new();
-        let mut jobs: Vec<MJob> = Vec::new();
+        let mut m = Model::new(MAX);
         let now_ms = |f: &Fixture| f.clock.now().timestamp_millis();
         for op in ops {
             match op {
                 Op::Enqueue(p) => {
                     let r = EnqueueRequest { max_attempts: Some(MAX), ..req(p) };
                     let e = f.q.enqueue(r).await.unwrap();
-                    let seq = jobs.len();
-                    jobs.push(MJob { id: e.job_id, prio: p, seq, run_at: now_ms(&f), state: M::Ready, attempts: 0, durable_attempts: 0 });
+                    m.enqueued(e.job_id, p, now_ms(&f), now_ms(&f));
                 }
                 Op::Claim(n) => {
-                    let mut ready: Vec<&mut MJob> = jobs.iter_mut().filter(|j| j.state == M::Ready).collect();
-                    ready.sort_by_key(|j| (9 - j.prio, j.run_at, j.seq));
-                    let expect: Vec<String> = ready
-                        .into_iter()
-                        .take(n)
-                        .map(|j| {
-                            j.state = M::Running { cancel: false };
-                            j.attempts += 1;
-                            j.id.clone()
-                        })
-                        .collect();
+                    let expect = m.claim(n, now_ms(&f));
                     let got: Vec<String> = f.claim(n).await.into_iter().map(|j| j.id).collect();
                     assert_eq!(got, expect, "claim order");
                 }
-                Op::Complete(i) | Op::Fail(i, _) | Op::Cancel(i) if jobs.is_empty() => {
-                    let _ = i;
-                }
+                Op::Complete(_) | Op::Fail(..) | Op::Cancel(_) if m.jobs.is_empty() => {}
                 Op::Complete(i) => {
-                    let n = jobs.len();
-                    let j = &mut jobs[i % n];
-                    let r = f.q.complete(&j.id, Some("w"), None).await;
-                    match j.state {
-                        M::Running { cancel } => {
-                            r.unwrap();
-                            j.state = if cancel { M::Cancelled } else { M::Completed };
-                            j.durable_attempts = j.attempts;
-                        }
-                        _ => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
-                    }
+                    let i = i % m.jobs.len();
+                    let r = f.q.complete(&m.jobs[i].id, Some("w"), None).await;
+                    m.end(i, None, now_ms(&f), &r, false);
                 }
                 Op::Fail(i, retry) => {
-                    let now = now_ms(&f);
-                    let n = jobs.len();
-                    let j = &mut jobs[i % n];
-                    let r = f.q.fail(&j.id, Some("w"), "x", retry).await;
-                    match j.state {
-                        M::Running { cancel } => {
-                            r.unwrap();
-                            j.durable_attempts = j.attempts;
-                            j.state = if cancel {
-                                M::Cancelled
-                            } else if !retry || j.attempts >= MAX {
-                                M::Dead
-                            } else {
-                                j.run_at = now;
-                                M::Ready
-                            };
-                        }
-                        _ => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
-                    }
+                    let i = i % m.jobs.len();
+                    let r = f.q.fail(&m.jobs[i].id, Some("w"), "x", retry).await;
+                    m.end(i, Some(retry), now_ms(&f), &r, false);
                 }
                 Op::Cancel(i) => {
-                    let n = jobs.len();
-                    let j = &mut jobs[i % n];
-                    let r = f.q.cancel(&j.id).await;
-                    match j.state {
-                        M::Ready | M::Cancelled => {
-                            r.unwrap();
-                            j.state = M::Cancelled;
-                        }
-                        M::Running { .. } => {
-                            r.unwrap();
-                            j.state = M::Running { cancel: true };
-                        }
-                        M::Completed | M::Dead => assert!(matches!(r, Err(JobError::Conflict(_))), "{r:?}"),
-                    }
+                    let i = i % m.jobs.len();
+                    let r = f.q.cancel(&m.jobs[i].id).await;
+                    m.cancel(i, now_ms(&f), &r, false);
                 }
                 Op::Expire => {
                     f.clock.advance(Duration::seconds(61));
                     f.q.tick().await;
-                    let now = now_ms(&f);
-                    for j in jobs.iter_mut() {
-                        if let M::Running { cancel } = j.state {
-                            j.durable_attempts = j.attempts;
-                            j.state = if cancel {
-                                M::Cancelled
-                            } else if j.attempts >= MAX {
-                                M::Dead
-                            } else {
-                                j.run_at = now;
-                                M::Ready
-                            };
-                        }
-                    }
+                    m.tick(now_ms(&f), false, &|_| None);
                 }
                 Op::Restart => {
                     f.restart();
-                    for j in jobs.iter_mut() {
-                        if let M::Running { .. } = j.state {
-                            j.state = M::Ready;
-                            j.attempts = j.durable_attempts;
-                        }
-                    }
+                    m.restart(now_ms(&f));
                 }
             }
-            for j in &jobs {
-                let got = f.q.get_status(&j.id).await.unwrap();
-                assert_eq!((got.status, got.attempts), (status_of(j.state), j.attempts), "job {} ({j:?})", j.seq);
-            }
+            m.check(&f.q, "property test").await;
         }
     }
 

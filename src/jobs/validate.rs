@@ -4,9 +4,10 @@
 use super::broker::ListFilter;
 use super::config::JobQueueConfig;
 use super::error::JobError;
+use super::limits;
 use super::model::{Backoff, ClaimRequest, EnqueueRequest, Job, JobStatus, ListQuery};
-use chrono::{DateTime, Duration, Utc};
-use std::collections::HashSet;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 
 /// Longest accepted name (job, queue, id, unique key).
 const MAX_NAME: usize = 200;
@@ -68,15 +69,21 @@ pub fn build(cfg: &JobQueueConfig, req: EnqueueRequest, now: DateTime<Utc>) -> R
         return Err(JobError::invalid("priority", "must be an integer from 0 to 9 (9 is the most urgent)"));
     }
     let run_at = match (req.run_at, req.delay) {
-        (Some(at), _) => at,
+        (Some(at), _) => {
+            let horizon = limits::MAX_HORIZON_SECONDS;
+            if at > limits::after_secs(now, horizon) || at < limits::before_secs(now, horizon) {
+                return Err(JobError::invalid("run_at", "must be within ten years of now"));
+            }
+            at
+        }
         (None, Some(d)) => {
             if !d.is_finite() || d < 0.0 {
                 return Err(JobError::invalid("delay", "must be a number of seconds >= 0"));
             }
-            if d > 10.0 * 365.0 * 86400.0 {
+            if d > limits::MAX_HORIZON_SECONDS as f64 {
                 return Err(JobError::invalid("delay", "must be at most ten years"));
             }
-            now + Duration::milliseconds((d * 1000.0).round() as i64)
+            limits::after_ms(now, (d * 1000.0).round() as u64)
         }
         (None, None) => now,
     };
@@ -86,6 +93,11 @@ pub fn build(cfg: &JobQueueConfig, req: EnqueueRequest, now: DateTime<Utc>) -> R
     }
     let backoff = match req.backoff {
         Some(b) => {
+            for (field, v) in [("backoff.base_ms", b.base_ms), ("backoff.max_ms", b.max_ms)] {
+                if v > limits::MAX_BACKOFF_MS {
+                    return Err(JobError::invalid(field, format!("must be at most {} (30 days)", limits::MAX_BACKOFF_MS)));
+                }
+            }
             if b.max_ms < b.base_ms {
                 return Err(JobError::invalid("backoff.max_ms", "must be >= backoff.base_ms"));
             }
@@ -94,8 +106,8 @@ pub fn build(cfg: &JobQueueConfig, req: EnqueueRequest, now: DateTime<Utc>) -> R
         None => Backoff { kind: cfg.default_backoff_kind(), ..Default::default() },
     };
     let timeout = req.timeout.unwrap_or(cfg.defaults.timeout);
-    if !(1..=7 * 86400).contains(&timeout) {
-        return Err(JobError::invalid("timeout", "must be from 1 to 604800 seconds"));
+    if !(1..=limits::MAX_TIMEOUT_SECONDS).contains(&timeout) {
+        return Err(JobError::invalid("timeout", format!("must be from 1 to {} seconds", limits::MAX_TIMEOUT_SECONDS)));
     }
     if let Some(k) = &req.unique_key {
         check_name("unique_key", k)?;
@@ -103,8 +115,8 @@ pub fn build(cfg: &JobQueueConfig, req: EnqueueRequest, now: DateTime<Utc>) -> R
     if req.unique_for.is_some() && req.unique_key.is_none() {
         return Err(JobError::invalid("unique_for", "requires unique_key"));
     }
-    if req.unique_for == Some(0) {
-        return Err(JobError::invalid("unique_for", "must be at least 1 second"));
+    if req.unique_for.is_some_and(|s| !(1..=limits::MAX_UNIQUE_FOR_SECONDS).contains(&s)) {
+        return Err(JobError::invalid("unique_for", format!("must be from 1 to {} seconds", limits::MAX_UNIQUE_FOR_SECONDS)));
     }
     let id = match req.id {
         Some(id) => {
@@ -157,6 +169,55 @@ pub fn build(cfg: &JobQueueConfig, req: EnqueueRequest, now: DateTime<Utc>) -> R
         lease_until: None,
         seq: 0,
     })
+}
+
+/// Refuses a dependency cycle among the jobs of one batch (its jobs would wait on each
+/// other forever), naming the dependency that closes it: `[i].depends_on[k]`. An
+/// iterative depth-first walk, so a long chain cannot overflow the stack.
+pub fn no_cycles(jobs: &[&Job]) -> Result<(), JobError> {
+    if jobs.iter().all(|j| j.depends_on.is_empty()) {
+        return Ok(());
+    }
+    let pos: HashMap<&str, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id.as_str(), i)).collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; jobs.len()];
+    for start in 0..jobs.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        mark[start] = Mark::OnPath;
+        // (job, index of its next dependency to look at)
+        let mut path = vec![(start, 0usize)];
+        while let Some(top) = path.last_mut() {
+            let (i, k) = *top;
+            let Some(d) = jobs[i].depends_on.get(k) else {
+                mark[i] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            top.1 += 1;
+            let Some(&j) = pos.get(d.as_str()) else { continue };
+            match mark[j] {
+                Mark::OnPath => {
+                    return Err(JobError::invalid(
+                        format!("[{i}].depends_on[{k}]"),
+                        format!("dependency cycle within the batch: '{d}' waits, directly or not, on '{}'", jobs[i].id),
+                    ));
+                }
+                Mark::New => {
+                    mark[j] = Mark::OnPath;
+                    path.push((j, 0));
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a claim request; returns `(max, lease_ms, wait_ms)`.

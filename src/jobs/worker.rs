@@ -2,16 +2,20 @@
 //! in-process pools), heartbeats and progress reports of running jobs.
 
 use super::JobQueue;
-use super::broker::{Holder, JobBroker, Names, ProgressNote};
+use super::broker::{Claimed, Holder, JobBroker, Names, ProgressNote};
 use super::error::JobError;
 use super::model::{ClaimRequest, HeartbeatAck, Job};
 use super::validate;
 
 impl JobQueue {
     /// Claims ready jobs for an external worker (see [`ClaimRequest`]). With `wait_ms`,
-    /// waits for an enqueue instead of answering empty.
+    /// waits for an enqueue instead of answering empty. An external worker never gets
+    /// hearth's own jobs: listing a reserved name is refused ([`super::reserved`]).
     pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<Job>, JobError> {
         let (max, lease_ms, wait) = validate::claim(&req)?;
+        for (i, n) in req.names.iter().flatten().enumerate() {
+            super::reserved::refuse(&format!("names[{i}]"), n)?;
+        }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait);
         loop {
             let notified = self.shared.external.notified();
@@ -23,7 +27,7 @@ impl JobQueue {
                 None => Names::Except(&handled),
             };
             let holder = Holder::Worker { id: &req.worker_id, lease_ms };
-            let jobs = self.claim_with(&req.queues, names, holder, max).await?;
+            let jobs = self.claim_with(&req.queues, names, holder, max).await?.jobs;
             if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(jobs);
             }
@@ -41,12 +45,12 @@ impl JobQueue {
         names: Names<'_>,
         holder: Holder<'_>,
         max: usize,
-    ) -> Result<Vec<Job>, JobError> {
+    ) -> Result<Claimed, JobError> {
         let now = self.now();
         let claimed = self.shared.broker.claim(queues, names, holder, max, now).await?;
         self.shared.notify_ready(&claimed.ready);
         self.report_started(&claimed.jobs, now);
-        Ok(claimed.jobs)
+        Ok(claimed)
     }
 
     /// Extends an external worker's lease (and reports progress when given).

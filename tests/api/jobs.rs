@@ -2,6 +2,7 @@
 //! protocol for external workers, schedules, and a SIGKILL crash test on the real binary.
 
 mod crash;
+mod hardening;
 mod rest;
 mod worker;
 

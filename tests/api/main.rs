@@ -15,5 +15,6 @@ mod hardening;
 mod jobs;
 mod notify;
 mod progress;
+mod resp;
 mod seams;
 mod search;

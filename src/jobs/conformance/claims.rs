@@ -42,13 +42,17 @@ pub(super) async fn delayed_jobs_wait_for_run_at<B: JobBroker>(h: &mut impl Harn
 /// hold the job under the job's timeout.
 pub(super) async fn names_and_queues_filter_claims<B: JobBroker>(h: &mut impl Harness<B>) {
     let b = h.fresh(t0()).await;
-    let jobs =
-        vec![Job { name: "mail".into(), ..job("m") }, Job { name: "pdf".into(), ..job("p") }, Job { queue: "other".into(), ..job("o") }];
+    let jobs = vec![
+        Job { name: "mail".into(), ..job("m") },
+        Job { name: "pdf".into(), ..job("p") },
+        Job { queue: "other".into(), ..job("o") },
+        Job { name: "hearth.internal".into(), priority: 9, ..job("h") },
+    ];
     enqueue(&b, jobs, t0()).await;
     let q = vec!["default".to_string()];
     let handled = vec!["mail".to_string()];
     let c = b.claim(&q, Names::Except(&handled), Holder::Worker { id: "w", lease_ms: 1000 }, 10, t0()).await.expect("claim");
-    assert_eq!(ids(&c.jobs), ["p"], "Names::Except skips the listed names (and other queues)");
+    assert_eq!(ids(&c.jobs), ["p"], "Names::Except skips the listed names, hearth's reserved names (and other queues)");
     let c = b.claim(&q, Names::Only(&handled), Holder::InProcess, 10, t0()).await.expect("claim");
     assert_eq!(ids(&c.jobs), ["m"], "Names::Only takes only the listed names");
     let m = &c.jobs[0];
@@ -56,6 +60,9 @@ pub(super) async fn names_and_queues_filter_claims<B: JobBroker>(h: &mut impl Ha
     assert_eq!(m.lease_until, Some(t0() + Duration::seconds(m.timeout as i64)), "an in-process run's lease is its timeout");
     let other = claim_from(&b, &["other", "default"], "w", 10, t0()).await;
     assert_eq!(ids(&other), ["o"], "a claim takes from every listed queue");
+    let own = vec!["hearth.internal".to_string()];
+    let c = b.claim(&q, Names::Only(&own), Holder::InProcess, 10, t0()).await.expect("claim");
+    assert_eq!(ids(&c.jobs), ["h"], "a reserved name is claimed by its in-process handler");
 }
 
 /// Claims skip a paused queue until it is resumed.

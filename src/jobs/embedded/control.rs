@@ -11,7 +11,7 @@ use crate::jobs::error::JobError;
 use crate::jobs::lifecycle::{Outcome, check_holder};
 use crate::jobs::model::{HeartbeatAck, Job, JobStatus, Schedule};
 use crate::store::codec;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
 /// Lease length when a heartbeat names none and the current one is unknown, ms.
@@ -38,7 +38,7 @@ impl EmbeddedBroker {
             l.job.lease_until.map(|u| (u - started).num_milliseconds()).unwrap_or(FALLBACK_LEASE_MS)
         });
         if !l.local {
-            idx.extend_lease(id, now + Duration::milliseconds(lease_ms));
+            idx.extend_lease(id, crate::jobs::limits::after_ms(now, lease_ms.max(0) as u64));
         }
         let l = idx.live.get_mut(id).expect("checked above");
         // An in-process run has no lease to extend: its timeout bounds it.
@@ -187,12 +187,7 @@ impl EmbeddedBroker {
             (idx.promote_due(now), idx.expired_leases(now))
         };
         let mut ended = Vec::new();
-        let doomed = std::mem::take(&mut *self.inner.doomed.lock());
-        let ends: Vec<End> = expired
-            .into_iter()
-            .map(|id| End { id, outcome: Outcome::Expired, running: None })
-            .chain(doomed.into_iter().map(|(id, reason)| End { id, outcome: Outcome::Cancel(reason), running: None }))
-            .collect();
+        let ends: Vec<End> = expired.into_iter().map(|id| End { id, outcome: Outcome::Expired, running: None }).collect();
         if !ends.is_empty() {
             let f = self.finish_ends(ends, now).await;
             for r in f.results {
@@ -201,10 +196,15 @@ impl EmbeddedBroker {
                     Err(e) => tracing::debug!(error = %e, "lease expiry skipped"),
                 }
             }
-            ended.extend(f.cascaded);
             ready.extend(f.ready);
         }
-        let next_due = self.inner.index.lock().next_deadline().and_then(DateTime::<Utc>::from_timestamp_millis);
+        let (cancelled, released, more) = self.cascade_step(now).await;
+        ended.extend(cancelled);
+        ready.extend(released);
+        let next_due = match more {
+            true => Some(now),
+            false => self.inner.index.lock().next_deadline().and_then(DateTime::<Utc>::from_timestamp_millis),
+        };
         Tick { ready, ended, next_due }
     }
 

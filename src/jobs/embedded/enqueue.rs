@@ -66,7 +66,7 @@ impl EmbeddedBroker {
                         answers[i] = Some(Enqueued { job_id: holder, status, existing: true });
                         continue;
                     }
-                    let exp = job.unique_for.map(|s| now_ms + s as i64 * 1000);
+                    let exp = job.unique_for.map(|s| crate::jobs::limits::ms_plus_secs(now_ms, s));
                     idx.unique.insert(key.clone(), (job.id.clone(), exp));
                 }
                 idx.reserved.insert(job.id.clone());

@@ -7,8 +7,12 @@
 //! 3. under the lock again, each job is settled (removed when final, placed again when it
 //!    will retry) — or rolled back when the write failed.
 //!
-//! Jobs that waited on a job that ended dead or cancelled are cancelled in turn, one
-//! batch per level of the dependency graph.
+//! Jobs that waited on a job that ended dead or cancelled are cancelled in turn, in the
+//! background: the end only queues them, and each [`JobBroker::tick`] cancels up to
+//! [`CASCADE_STEP`] of them — every level it can reach — in one more write. So ending the
+//! head of a chain of thousands answers at once, and the chain follows within ticks.
+//!
+//! [`JobBroker::tick`]: crate::jobs::JobBroker::tick
 
 use super::EmbeddedBroker;
 use super::index::{Index, Slot};
@@ -18,6 +22,7 @@ use crate::jobs::error::JobError;
 use crate::jobs::lifecycle::{Outcome, check_holder, next_state};
 use crate::jobs::model::{Job, JobStatus};
 use chrono::{DateTime, Utc};
+use std::collections::{HashSet, VecDeque};
 
 /// One end to record.
 pub(super) struct End {
@@ -45,20 +50,53 @@ struct Decided {
 /// Jobs to cancel because a dependency ended badly: (job id, reason).
 type Cascade = Vec<(String, String)>;
 
+/// Most dependants one cascade step cancels (in one durable write).
+pub(crate) const CASCADE_STEP: usize = 4096;
+
 impl EmbeddedBroker {
-    /// Ends runs or jobs durably, one write per level, then releases their dependants
-    /// (cancelling them when a job ended dead or cancelled). One result per end, in order.
+    /// Ends runs or jobs durably in one write, then releases their dependants; those to
+    /// cancel (a job ended dead or cancelled) are queued for the cascade steps of the
+    /// following ticks. One result per end, in order.
     pub(super) async fn finish_ends(&self, ends: Vec<End>, now: DateTime<Utc>) -> Finished {
-        let (results, mut cascade, mut ready) = self.finish_batch(ends, now).await;
-        let mut cascaded = Vec::new();
-        while !cascade.is_empty() {
-            let ends = cascade.drain(..).map(|(id, reason)| End { id, outcome: Outcome::Cancel(reason), running: None }).collect();
-            let (r, next, more_ready) = self.finish_batch(ends, now).await;
-            cascaded.extend(r.into_iter().filter_map(Result::ok));
-            ready.extend(more_ready);
-            cascade = next;
+        let (results, cascade, ready) = self.finish_batch(ends, now).await;
+        let cascading = !cascade.is_empty();
+        self.inner.cascade.lock().extend(cascade);
+        Finished { results, cascaded: Vec::new(), ready, cascading }
+    }
+
+    /// Cancels up to [`CASCADE_STEP`] queued dependants and, transitively, the jobs that
+    /// wait on them, in one write. Returns the jobs it ended, the jobs it made ready, and
+    /// whether more are queued.
+    pub(super) async fn cascade_step(&self, now: DateTime<Utc>) -> (Vec<Ended>, Vec<Ready>, bool) {
+        let mut queue: VecDeque<(String, String)> = std::mem::take(&mut *self.inner.cascade.lock()).into();
+        if queue.is_empty() {
+            return (Vec::new(), Vec::new(), false);
         }
-        Finished { results, cascaded, ready }
+        let mut ends = Vec::new();
+        {
+            let idx = self.inner.index.lock();
+            let mut seen = HashSet::new();
+            while ends.len() < CASCADE_STEP
+                && let Some((id, reason)) = queue.pop_front()
+            {
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                for w in idx.waiters_of(&id) {
+                    queue.push_back((w.clone(), format!("dependency {id} ended cancelled")));
+                }
+                ends.push(End { id, outcome: Outcome::Cancel(reason), running: None });
+            }
+        }
+        let (results, cascade, ready) = self.finish_batch(ends, now).await;
+        let mut pending = self.inner.cascade.lock();
+        pending.extend(queue);
+        pending.extend(cascade);
+        let ended = results
+            .into_iter()
+            .filter_map(|r| r.map_err(|e| tracing::debug!(error = %e, "cascade: dependant not cancelled")).ok())
+            .collect();
+        (ended, ready, !pending.is_empty())
     }
 
     /// The three phases for one batch, without following the cascade it returns.

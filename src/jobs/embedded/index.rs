@@ -282,24 +282,7 @@ impl Index {
     pub fn claim(&mut self, queues: &[String], names: Names<'_>, holder: Holder<'_>, max: usize, now: DateTime<Utc>) -> Vec<Job> {
         let mut out = Vec::new();
         while out.len() < max {
-            let mut best: Option<(ReadyKey, &str, &str)> = None;
-            for q in queues {
-                if self.paused.contains(q) {
-                    continue;
-                }
-                let Some(by_name) = self.ready.get(q) else { continue };
-                for (name, set) in by_name {
-                    if !names.allows(name) {
-                        continue;
-                    }
-                    if let Some((k, _)) = set.first_key_value()
-                        && best.is_none_or(|(b, _, _)| *k < b)
-                    {
-                        best = Some((*k, q.as_str(), name.as_str()));
-                    }
-                }
-            }
-            let Some((key, q, name)) = best else { break };
+            let Some((key, q, name)) = self.best(queues, names) else { break };
             let (q, name) = (q.to_string(), name.to_string());
             let Some(id) = self.ready.get_mut(&q).and_then(|m| m.get_mut(&name)).and_then(|s| s.remove(&key)) else { break };
             let Some(l) = self.live.get_mut(&id) else { continue };
@@ -312,11 +295,11 @@ impl Index {
                 Holder::InProcess => {
                     l.local = true;
                     l.job.worker_id = Some(IN_PROCESS.into());
-                    l.job.lease_until = Some(now + chrono::Duration::seconds(l.job.timeout as i64));
+                    l.job.lease_until = Some(crate::jobs::limits::after_secs(now, l.job.timeout));
                 }
                 Holder::Worker { id: w, lease_ms } => {
                     l.local = false;
-                    let until = now + chrono::Duration::milliseconds(lease_ms);
+                    let until = crate::jobs::limits::after_ms(now, lease_ms.max(0) as u64);
                     l.job.worker_id = Some(w.to_string());
                     l.job.lease_until = Some(until);
                     self.leases.insert((ms(until), l.job.seq), id.clone());
@@ -325,6 +308,39 @@ impl Index {
             out.push(l.job.clone());
         }
         out
+    }
+
+    /// The most urgent ready job of `queues` (not paused) whose name passes `names`: its
+    /// key, queue and name.
+    fn best<'a>(&'a self, queues: &'a [String], names: Names<'_>) -> Option<(ReadyKey, &'a str, &'a str)> {
+        let mut best: Option<(ReadyKey, &str, &str)> = None;
+        for q in queues {
+            if self.paused.contains(q) {
+                continue;
+            }
+            let Some(by_name) = self.ready.get(q) else { continue };
+            for (name, set) in by_name {
+                if !names.allows(name) {
+                    continue;
+                }
+                if let Some((k, _)) = set.first_key_value()
+                    && best.is_none_or(|(b, _, _)| *k < b)
+                {
+                    best = Some((*k, q.as_str(), name.as_str()));
+                }
+            }
+        }
+        best
+    }
+
+    /// True when a claim over `queues` with `names` would find a ready job.
+    pub fn any_ready(&self, queues: &[String], names: Names<'_>) -> bool {
+        self.best(queues, names).is_some()
+    }
+
+    /// The jobs waiting on `id` (not yet released or cancelled).
+    pub fn waiters_of(&self, id: &str) -> &[String] {
+        self.waiters.get(id).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Extends an external job's lease to `until`.

@@ -29,6 +29,8 @@ use crate::jobs::error::JobError;
 use crate::jobs::model::{HeartbeatAck, Job, JobList, JobStatus, Schedule};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
+#[cfg(test)]
+pub(crate) use finish::CASCADE_STEP;
 use finish::End;
 use index::Index;
 use parking_lot::Mutex;
@@ -51,9 +53,10 @@ struct Inner {
     schedules: Mutex<BTreeMap<String, Schedule>>,
     /// Serialises schedule writes, so a fired slot never overwrites a newer version.
     schedule_writes: tokio::sync::Mutex<()>,
-    /// Jobs found at open whose dependency had ended dead or cancelled: cancelled by the
-    /// first [`JobBroker::tick`].
-    doomed: Mutex<Vec<(String, String)>>,
+    /// Jobs to cancel because a dependency ended dead or cancelled, with the reason: found
+    /// so at open, or left by an end whose dependants are cancelled in the background
+    /// (by [`JobBroker::tick`], a bounded step at a time).
+    cascade: Mutex<Vec<(String, String)>>,
 }
 
 impl EmbeddedBroker {
@@ -68,7 +71,7 @@ impl EmbeddedBroker {
                 seq: AtomicU64::new(1),
                 schedules: Mutex::new(BTreeMap::new()),
                 schedule_writes: tokio::sync::Mutex::new(()),
-                doomed: Mutex::new(Vec::new()),
+                cascade: Mutex::new(Vec::new()),
             }),
         };
         let loaded = b.load(now);
@@ -95,7 +98,7 @@ impl EmbeddedBroker {
         for job in &jobs {
             max_seq = max_seq.max(job.seq);
             if let Some(k) = &job.unique_key {
-                let exp = job.unique_for.map(|s| job.created_at.timestamp_millis() + s as i64 * 1000);
+                let exp = job.unique_for.map(|s| crate::jobs::limits::ms_plus_secs(job.created_at.timestamp_millis(), s));
                 let held = match exp {
                     Some(e) => e > now_ms,
                     None => !job.status.is_final(),
@@ -129,7 +132,7 @@ impl EmbeddedBroker {
         drop(idx);
         self.inner.seq.store(max_seq + 1, Ordering::SeqCst);
         self.inner.schedules.lock().extend(schedules.into_iter().map(|s| (s.name.clone(), s)));
-        *self.inner.doomed.lock() = doomed;
+        *self.inner.cascade.lock() = doomed;
         Ok(())
     }
 
@@ -137,7 +140,9 @@ impl EmbeddedBroker {
     fn take(&self, queues: &[String], names: Names<'_>, holder: Holder<'_>, max: usize, now: DateTime<Utc>) -> Claimed {
         let mut idx = self.inner.index.lock();
         let ready = idx.promote_due(now);
-        Claimed { jobs: idx.claim(queues, names, holder, max, now), ready }
+        let jobs = idx.claim(queues, names, holder, max, now);
+        let more = idx.any_ready(queues, names);
+        Claimed { jobs, ready, more }
     }
 }
 
