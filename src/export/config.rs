@@ -104,11 +104,22 @@ pub struct ExportJobsConfig {
     pub max_size: u64,
     /// Most sources in one batch export.
     pub max_batch: usize,
+    /// Largest source (its JSON form) one export may read, in bytes; checked when the
+    /// request is accepted (413 naming the source's field) and again by the job.
+    pub max_source_bytes: u64,
+    /// Most source bytes one batch export may read in total; 413 naming `batch`.
+    pub max_batch_source_bytes: u64,
 }
 
 impl Default for ExportJobsConfig {
     fn default() -> Self {
-        ExportJobsConfig { timeout: 300, max_size: 1_073_741_824, max_batch: 100 }
+        ExportJobsConfig {
+            timeout: 300,
+            max_size: 1_073_741_824,
+            max_batch: 100,
+            max_source_bytes: 16 << 20,
+            max_batch_source_bytes: 64 << 20,
+        }
     }
 }
 

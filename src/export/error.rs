@@ -34,6 +34,15 @@ pub enum ExportError {
         /// The configured limit.
         max: u64,
     },
+    /// The sources of an export exceed `export.jobs.max_source_bytes` or
+    /// `export.jobs.max_batch_source_bytes` (HTTP 413); `field` names the source or `batch`.
+    #[error("{field}: {message}")]
+    SourceTooLarge {
+        /// The source's request field (e.g. `batch[3].source_id`), or `batch` for the total.
+        field: String,
+        /// Sizes and the limit.
+        message: String,
+    },
     /// A formatter could not render the source (bad template, missing font...).
     #[error("render failed: {0}")]
     Render(String),
@@ -78,6 +87,7 @@ impl From<ExportError> for ApiError {
             ExportError::NotFound { kind, id } => ApiError::not_found(kind, &id),
             ExportError::Conflict(m) => ApiError::conflict(m),
             ExportError::TooLarge { .. } => ApiError::too_large("max_size", e.to_string()),
+            ExportError::SourceTooLarge { field, message } => ApiError::too_large(field, message),
             ExportError::Render(m) => ApiError::new(crate::error::ErrorCode::BadRequest, format!("render failed: {m}")),
             ExportError::Font(_) | ExportError::Unavailable(_) => ApiError::unavailable(e.to_string()),
             ExportError::Store(s) => ApiError::from(s),

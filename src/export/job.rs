@@ -1,7 +1,9 @@
 //! The export job: accepting a request, running it on the queue, finishing it, and
 //! cancelling or deleting it.
 
-use super::record::{ExportJob, ExportStatus, Work};
+use super::batch::StagedZip;
+use super::caps::SourceBudget;
+use super::record::{ExportJob, ExportStatus, Work, WorkItem};
 use super::record_store::update;
 use super::request::{self, ExportCreated, ExportRequest};
 use super::{ExportError, ExportService, JOB, Source, batch};
@@ -46,11 +48,13 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
             return Err(ExportError::invalid("batch", format!("at most {} sources per batch", inner.parts.config.jobs.max_batch)));
         }
         let mut items = Vec::with_capacity(req.batch.len());
+        let mut budget = SourceBudget::new(&inner.parts.config.jobs, true);
         let mut taken = std::collections::HashSet::new();
         for (i, b) in req.batch.iter().enumerate() {
             let prefix = format!("batch[{i}].");
             let (source, mut item) =
                 request::resolve(&inner.sources, &spec, &prefix, &b.source_type, b.source_id.as_deref(), b.source.clone()).await?;
+            budget.take(&source_field(&prefix, &item), &source)?;
             let default = [b.source_type.as_str(), if source.id().is_empty() { "item" } else { source.id() }];
             let name = request::file_name(&format!("{prefix}filename"), b.filename.as_deref(), &default, spec.extension)?;
             item.filename = batch::unique_name(&name, &mut taken);
@@ -61,6 +65,7 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
     } else {
         let st = req.source_type.as_deref().ok_or_else(|| ExportError::invalid("source_type", "source_type is required"))?;
         let (source, item) = request::resolve(&inner.sources, &spec, "", st, req.source_id.as_deref(), req.source.clone()).await?;
+        SourceBudget::new(&inner.parts.config.jobs, false).take(&source_field("", &item), &source)?;
         let default = [st, if source.id().is_empty() { "inline" } else { source.id() }];
         let filename = request::file_name("filename", req.filename.as_deref(), &default, spec.extension)?;
         (vec![item], st.to_string(), req.source_id.clone(), filename, spec.content_type.to_string())
@@ -118,24 +123,25 @@ pub(super) async fn create(svc: &ExportService, req: ExportRequest, owner: Optio
     Ok(ExportCreated { job_id: id, status: "pending".into() })
 }
 
-/// Loads the sources of `work`.
-async fn load_sources(svc: &ExportService, work: &Work) -> Result<Vec<Source>, ExportError> {
-    let mut out = Vec::with_capacity(work.items.len());
-    for item in &work.items {
-        let src =
-            svc.inner.sources.get(&item.source_type).ok_or_else(|| {
-                ExportError::invalid("source_type", format!("source type '{}' is no longer registered", item.source_type))
-            })?;
-        let source = match (&item.source_id, &item.inline) {
-            (Some(id), _) => src.load(id).await?,
-            (None, Some(json)) => {
-                src.from_inline(serde_json::from_str(json).map_err(|e| ExportError::Io(format!("stored inline source unreadable: {e}")))?)?
-            }
-            (None, None) => return Err(ExportError::Io("work item without source".into())),
-        };
-        out.push(source);
+/// The request field that named a work item's source (`batch[3].source_id`, `source`...).
+fn source_field(prefix: &str, item: &WorkItem) -> String {
+    format!("{prefix}{}", if item.source_id.is_some() { "source_id" } else { "source" })
+}
+
+/// Loads the source of one work item.
+async fn load_source(svc: &ExportService, item: &WorkItem) -> Result<Source, ExportError> {
+    let src = svc
+        .inner
+        .sources
+        .get(&item.source_type)
+        .ok_or_else(|| ExportError::invalid("source_type", format!("source type '{}' is no longer registered", item.source_type)))?;
+    match (&item.source_id, &item.inline) {
+        (Some(id), _) => src.load(id).await,
+        (None, Some(json)) => {
+            src.from_inline(serde_json::from_str(json).map_err(|e| ExportError::Io(format!("stored inline source unreadable: {e}")))?)
+        }
+        (None, None) => Err(ExportError::Io("work item without source".into())),
     }
-    Ok(out)
 }
 
 async fn set_progress(svc: &ExportService, ctx: &JobContext, id: &str, pct: f64, stage: &str) {
@@ -150,37 +156,79 @@ async fn set_progress(svc: &ExportService, ctx: &JobContext, id: &str, pct: f64,
     .await;
 }
 
-/// Renders, size-checks and stores the export; returns (size, etag).
+/// What rendering needs besides the source: the renderer, format, template and options.
+#[derive(Clone)]
+struct RenderJob {
+    renderer: super::Renderer,
+    format: String,
+    template: String,
+    options: super::formats::RenderOptions,
+}
+
+impl RenderJob {
+    /// Renders `source` on a blocking thread.
+    async fn render(&self, source: Source) -> Result<Vec<u8>, ExportError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.renderer.render(&source, &me.format, &me.template, &me.options))
+            .await
+            .map_err(|e| ExportError::Render(format!("render task failed: {e}")))?
+    }
+}
+
+/// Renders, size-checks and stores the export; returns (size, etag). Sources are loaded
+/// one at a time and counted against the export's [`SourceBudget`] before each is
+/// rendered; a batch is zipped entry by entry into a staging file.
 async fn produce(svc: &ExportService, ctx: &JobContext, rec: &ExportJob, work: Work) -> Result<(u64, String), ExportError> {
-    let sources = load_sources(svc, &work).await?;
-    set_progress(svc, ctx, &rec.id, 10.0, "rendering").await;
-    let renderer = svc.inner.renderer.clone();
-    let (format, template, options, is_batch) = (rec.format.clone(), rec.template.clone(), rec.options.clone(), rec.batch);
-    let names: Vec<String> = work.items.iter().map(|i| i.filename.clone()).collect();
-    let max = svc.inner.parts.config.jobs.max_size;
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ExportError> {
-        let mut files = Vec::with_capacity(sources.len());
-        let mut total = 0u64;
-        for (source, name) in sources.iter().zip(names) {
-            let b = renderer.render(source, &format, &template, &options)?;
-            total += b.len() as u64;
-            if total > max {
-                return Err(ExportError::TooLarge { size: total, max });
-            }
-            files.push((name, b));
+    let config = &svc.inner.parts.config.jobs;
+    let (max, mut budget) = (config.max_size, SourceBudget::new(config, rec.batch));
+    let job = RenderJob {
+        renderer: svc.inner.renderer.clone(),
+        format: rec.format.clone(),
+        template: rec.template.clone(),
+        options: rec.options.clone(),
+    };
+    let storage = svc.storage();
+    if !rec.batch {
+        let item = work.items.first().ok_or_else(|| ExportError::Io("export work without items".into()))?;
+        let source = load_source(svc, item).await?;
+        budget.take(&source_field("", item), &source)?;
+        set_progress(svc, ctx, &rec.id, 10.0, "rendering").await;
+        let bytes = job.render(source).await?;
+        if bytes.len() as u64 > max {
+            return Err(ExportError::TooLarge { size: bytes.len() as u64, max });
         }
-        if is_batch { batch::zip_files(&files) } else { Ok(files.pop().map(|f| f.1).unwrap_or_default()) }
-    })
-    .await
-    .map_err(|e| ExportError::Render(format!("render task failed: {e}")))??;
-    if bytes.len() as u64 > max {
-        return Err(ExportError::TooLarge { size: bytes.len() as u64, max });
+        set_progress(svc, ctx, &rec.id, 90.0, "storing").await;
+        let (size, etag) = (bytes.len() as u64, batch::etag_of(&Sha256::digest(&bytes)));
+        storage.put(&rec.storage_key(), bytes).await?;
+        return Ok((size, etag));
+    }
+    let dir = storage.staging_dir().unwrap_or_else(std::env::temp_dir);
+    let mut zip = blocking(move || StagedZip::create(&dir)).await?;
+    let (count, mut rendered) = (work.items.len().max(1), 0u64);
+    for (i, item) in work.items.iter().enumerate() {
+        let source = load_source(svc, item).await?;
+        budget.take(&source_field(&format!("batch[{i}]."), item), &source)?;
+        let bytes = job.render(source).await?;
+        rendered += bytes.len() as u64;
+        if rendered > max {
+            return Err(ExportError::TooLarge { size: rendered, max });
+        }
+        let name = item.filename.clone();
+        zip = blocking(move || zip.add(&name, &bytes).map(|()| zip)).await?;
+        set_progress(svc, ctx, &rec.id, 10.0 + 80.0 * (i + 1) as f64 / count as f64, "rendering").await;
+    }
+    let staged = blocking(move || zip.finish()).await?;
+    if staged.size > max {
+        return Err(ExportError::TooLarge { size: staged.size, max });
     }
     set_progress(svc, ctx, &rec.id, 90.0, "storing").await;
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
-    let size = bytes.len() as u64;
-    svc.storage().put(&rec.storage_key(), bytes).await?;
-    Ok((size, etag))
+    storage.put_file(&rec.storage_key(), &staged.path).await?;
+    Ok((staged.size, staged.etag.clone()))
+}
+
+/// Runs blocking file work off the executor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ExportError> + Send + 'static) -> Result<T, ExportError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ExportError::Io(format!("file task failed: {e}")))?
 }
 
 async fn run(svc: &ExportService, ctx: &JobContext, id: &str) -> Result<serde_json::Value, JobFailure> {

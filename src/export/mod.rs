@@ -18,6 +18,7 @@
 //! - **Batch**: several sources in one request are rendered to one zip.
 
 pub mod batch;
+pub mod caps;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -22,6 +22,22 @@ pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
 pub trait ExportStorage: Send + Sync + 'static {
     /// Stores `bytes` under `key` atomically (all or nothing), replacing any old file.
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ExportError>;
+    /// Stores the complete file at `file` under `key` atomically, as [`ExportStorage::put`]
+    /// does, without holding it in memory where the backend can avoid it. The file is
+    /// consumed: it may be moved into place (the caller removes it if it is still there).
+    ///
+    /// The default reads the file into memory and calls `put`; backends that can stream
+    /// (or rename, as [`LocalStorage`] does) override it.
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<(), ExportError> {
+        let bytes = tokio::fs::read(file).await?;
+        self.put(key, bytes).await
+    }
+    /// A directory where large files (batch zips) are staged before
+    /// [`ExportStorage::put_file`]; the system temp directory when `None`. A local backend
+    /// names a directory on its own filesystem so that storing is a rename.
+    fn staging_dir(&self) -> Option<PathBuf> {
+        None
+    }
     /// Opens the file under `key` with its length; `None` when absent.
     async fn open(&self, key: &str) -> Result<Option<(Reader, u64)>, ExportError>;
     /// Deletes the file under `key`; absent is not an error.
@@ -76,11 +92,42 @@ impl LocalStorage {
     }
 }
 
+/// A fresh temporary file name in `root` (swept at start by [`LocalStorage::sweep_temp`]).
+pub fn temp_path(root: &std::path::Path) -> PathBuf {
+    root.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Moves the complete file `file` to `path` (inside `root`) durably: fsync, then a rename
+/// when both are on one filesystem, else a copy to a temp file in `root` (fsynced) and a
+/// rename. Either way `path` appears whole or not at all.
+pub fn move_file_atomic(root: &std::path::Path, file: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    std::fs::File::open(file)?.sync_all()?;
+    if std::fs::rename(file, path).is_err() {
+        let tmp = temp_path(root);
+        let res = (|| {
+            std::fs::copy(file, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res?;
+        let _ = std::fs::remove_file(file);
+    }
+    // Make the rename itself durable.
+    if let Ok(dir) = std::fs::File::open(root) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` (inside `root`) via a temp file in `root`, fsync and rename.
 pub fn write_file_atomic(root: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(root)?;
-    let tmp = root.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let tmp = temp_path(root);
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -107,6 +154,21 @@ impl ExportStorage for LocalStorage {
             .await
             .map_err(|e| ExportError::Io(e.to_string()))?
             .map_err(ExportError::from)
+    }
+
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<(), ExportError> {
+        let path = self.path(key)?;
+        let (root, file) = (self.root.clone(), file.to_path_buf());
+        tokio::task::spawn_blocking(move || move_file_atomic(&root, &file, &path))
+            .await
+            .map_err(|e| ExportError::Io(e.to_string()))?
+            .map_err(ExportError::from)
+    }
+
+    /// Staged files live in the root as `.tmp-*` names: storing them is a rename, and
+    /// what a crash leaves is swept at start.
+    fn staging_dir(&self) -> Option<PathBuf> {
+        Some(self.root.clone())
     }
 
     async fn open(&self, key: &str) -> Result<Option<(Reader, u64)>, ExportError> {

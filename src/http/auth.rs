@@ -10,6 +10,23 @@
 //!   (notifications, progress) without holding an API key.
 //! - With no key configured, auth is off: hearth then serves loopback addresses only
 //!   (enforced at start, see [`check_bind`]).
+//!
+//! # Authorization policy
+//!
+//! One table, enforced by [`authorize`] (the coarse check every request passes) and the
+//! handlers (which know whose data a request touches); `tests/api/authz.rs` checks it
+//! route by route for every route of the router:
+//!
+//! | caller | may |
+//! |---|---|
+//! | nobody (auth on) | `/healthz`, `/readyz`, `/openapi.json` only; everything else 401 |
+//! | admin key (or auth off) | everything |
+//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`; any other write 403 |
+//! | user token | its own notification feed (list, unread count, get, read, read-all, delete; preferences read-only) and streams (`/ws/notifications` for itself, `/ws/progress`, `GET /api/progress/{id}` and its `/events`: a progress id is a capability, as export ids are); exports: create (it becomes the owner; `notify_user_id` only itself, no `webhook_url`/`webhook_secret`), list its own, get, download and delete its own. Everything else 403: sending notifications, jobs, queues, schedules, cache, search, stored sources, progress writes and listing, `/metrics`, minting tokens |
+//!
+//! A credential in the query string (`?token=`, `?access_token=`) counts only on stream
+//! routes ([`is_stream_route`]): elsewhere it is ignored, so the request is as if it had
+//! no credential (401).
 
 use crate::config::{Config, KeyScope};
 use crate::error::{ApiError, ErrorCode};

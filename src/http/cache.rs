@@ -8,6 +8,13 @@
 //!
 //! Values are raw bodies: `PUT` stores the body byte for byte with its `Content-Type`
 //! (default `application/octet-stream`), and `GET` returns it with the same type.
+//!
+//! A caller-chosen type must not turn a cached value into a page on hearth's origin (a
+//! stored script): a value whose type is outside [`INLINE_SAFE_TYPES`] (HTML, SVG, XHTML,
+//! XML, JavaScript, anything unknown) is served with `Content-Disposition: attachment`
+//! and `Content-Security-Policy: sandbox`, so a browser downloads it, and would run no
+//! script if it rendered it anyway. `X-Content-Type-Options: nosniff` is on every
+//! response (`http/limits.rs`), so the safe types are not sniffed into unsafe ones.
 
 use super::AppState;
 use crate::cache::{CacheError, CacheStats, SetReceipt, Tier};
@@ -145,7 +152,7 @@ async fn put_value(
     tag = "cache",
     params(("key" = String, Path, description = "The key (one percent-encoded path segment)")),
     responses(
-        (status = 200, description = "The raw value, with the Content-Type it was stored with", content_type = "*/*", body = Vec<u8>,
+        (status = 200, description = "The raw value, with the Content-Type it was stored with; types that could run script in a browser also get `Content-Disposition: attachment` and `Content-Security-Policy: sandbox`", content_type = "*/*", body = Vec<u8>,
          headers(("x-cache" = String, description = "`l1` or `l2`"), ("x-cache-expires-at" = String, description = "RFC 3339 expiry"))),
         (status = 400, description = "Invalid key", body = crate::error::ErrorBody),
         (status = 404, description = "Miss", body = crate::error::ErrorBody),
@@ -166,14 +173,40 @@ async fn get_value(State(state): State<AppState>, path: Result<Path<String>, Pat
         Tier::L2 => "l2",
     });
     let expires = HeaderValue::from_str(&hit.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).ok();
+    let unsafe_type = !ct.to_str().is_ok_and(inline_safe);
     let mut resp = hit.value.data().clone().into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, ct);
+    if unsafe_type {
+        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    }
     h.insert("x-cache", tier);
     if let Some(e) = expires {
         h.insert("x-cache-expires-at", e);
     }
     Ok(resp)
+}
+
+/// Media types a browser may render inline from the cache: none of them runs script.
+pub const INLINE_SAFE_TYPES: &[&str] = &[
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "application/octet-stream",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+];
+
+/// Whether a stored Content-Type may be served inline: its media type (parameters such
+/// as `charset` ignored, case-insensitive) is in [`INLINE_SAFE_TYPES`].
+pub fn inline_safe(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    INLINE_SAFE_TYPES.iter().any(|t| t.eq_ignore_ascii_case(media))
 }
 
 /// Removes `key` from both tiers (200 whether or not it was present).
@@ -229,4 +262,19 @@ async fn invalidate(State(state): State<AppState>, Json(req): Json<InvalidateReq
 #[utoipa::path(get, path = "/api/cache/stats", tag = "cache", responses((status = 200, body = CacheStats)))]
 async fn stats(State(state): State<AppState>) -> ApiResult<Json<CacheStats>> {
     Ok(Json(state.cache.get_stats().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inline_safe;
+
+    #[test]
+    fn only_types_that_run_no_script_are_inline() {
+        for ok in ["text/plain", "text/plain; charset=utf-8", "Application/JSON", "image/png", "text/csv;header=present"] {
+            assert!(inline_safe(ok), "{ok}");
+        }
+        for bad in ["text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/javascript", "", "text/plainx"] {
+            assert!(!inline_safe(bad), "{bad}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! stored sources (`/api/transcripts`, `/api/documents`).
 //!
 //! Authorisation: API keys (and auth off) may act on every export; a user token may create
-//! exports (they become the owner) and read, download or delete only its own.
+//! exports (they become the owner; no webhook callback) and list, read, download or delete
+//! only its own. Stored sources need an API key. (The whole policy: `http/auth.rs`.)
 
 use super::{
     AppState,
@@ -79,6 +80,20 @@ async fn create_export(
 ) -> ApiResult<(StatusCode, axum::Json<ExportCreated>)> {
     if let (Principal::User(_), Some(u)) = (&p, &req.notify_user_id) {
         p.require_user(u)?;
+    }
+    if let Principal::User(_) = &p {
+        // A callback is a server-to-server request signed with the caller's secret; a
+        // browser holding a user token has no use for one, and would make hearth send
+        // requests wherever it likes.
+        for (field, set) in [("webhook_url", req.webhook_url.is_some()), ("webhook_secret", req.webhook_secret.is_some())] {
+            if set {
+                return Err(ApiError {
+                    code: crate::error::ErrorCode::Forbidden,
+                    message: format!("{field}: a user token may not set a webhook callback; use an API key"),
+                    field: Some(field.into()),
+                });
+            }
+        }
     }
     let format = req.format.clone();
     let created = s.export.create(req, owner_of(&p)).await?;

@@ -11,6 +11,8 @@
 //!   transaction; the jobs are then enqueued with deterministic ids, and the outbox is
 //!   replayed at start, so a crash between the two never loses a delivery. Each channel's
 //!   state is `pending | delivered | failed` with the last error.
+//! - **Links** (`links.rs`): `action_url`, link-like `data` keys and every value a
+//!   template renders into an HTML link must be `http`, `https`, `mailto` or relative.
 //! - **Feed** operations (`feed.rs`): list newest first with a cursor, unread count, read,
 //!   read-all, delete; read-state changes are published as `notification.read`.
 //! - **Retention** (`retention.rs`): read notifications go after `retention.read` seconds,
@@ -28,6 +30,7 @@ pub mod embedded;
 pub mod error;
 mod feed;
 pub mod hooks;
+pub mod links;
 pub mod metrics;
 pub mod model;
 pub mod redis;

@@ -132,6 +132,9 @@ impl Notifications {
         {
             return Err(NotifyError::invalid("action_url", format!("must be 1 to {MAX_URL} bytes without control characters")));
         }
+        if let Some(u) = action_url {
+            super::links::check_link("action_url", u)?;
+        }
         if let Some(l) = action_label
             && l.len() > MAX_LABEL
         {
@@ -142,6 +145,7 @@ impl Notifications {
             Some(_) => return Err(NotifyError::invalid("data", "must be a JSON object")),
         }
         if let Some(d) = data {
+            super::links::check_data(d)?;
             let size = d.to_string().len();
             let limit = cfg.max_message_bytes.saturating_mul(4);
             if size > limit {

@@ -65,6 +65,10 @@ impl Templates {
         let subject = self.render_file(name, "subject.txt", &ctx, true)?.unwrap_or_default();
         let text = self.render_file(name, "body.txt", &ctx, true)?.unwrap_or_default();
         let html = self.render_file(name, "body.html", &ctx, false)?;
+        if let Some(h) = &html {
+            // Whatever the key, a value rendered into a link must be a safe link.
+            super::links::check_rendered_html(h, req.data.as_ref())?;
+        }
         Ok(RenderedParts { subject: one_line(&subject), text, html })
     }
 

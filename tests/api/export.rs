@@ -1,6 +1,7 @@
 //! Integration tests of the export module: every format judged by an independent tool
 //! (see `export/checkers.rs`), the job life cycle, storage safety and bad input.
 
+mod caps;
 mod checkers;
 mod plugins;
 

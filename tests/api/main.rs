@@ -3,9 +3,12 @@
 
 mod common;
 
+mod authz;
 mod browser;
 mod cache;
 mod cluster;
+mod content_safety;
+mod crash;
 mod export;
 mod foundation;
 mod hardening;

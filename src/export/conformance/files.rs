@@ -1,7 +1,7 @@
 //! The conformance suite of [`ExportStorage`]: open returns exactly what was put with its
 //! length, a put is atomic (a reader sees the old file or the new one, never part of one),
-//! delete, missing keys, keys that are not plain names refused, and files surviving a
-//! re-open. That no file is written outside the root is a property of the local backend
+//! delete, missing keys, keys that are not plain names refused, a staged file stored with
+//! `put_file` like a `put`, and files surviving a re-open. That no file is written outside the root is a property of the local backend
 //! and checked in its own tests; here every backend must refuse such keys.
 
 use super::Harness;
@@ -13,6 +13,7 @@ pub async fn run<S: ExportStorage>(mut h: impl Harness<S>) {
     round_trip_replace_and_delete(&h.fresh().await).await;
     keys_never_become_paths(&h.fresh().await).await;
     a_put_is_atomic(&h.fresh().await).await;
+    put_file_stores_a_staged_file(&h.fresh().await).await;
     reopen_keeps_files(&mut h).await;
 }
 
@@ -56,6 +57,31 @@ async fn keys_never_become_paths<S: ExportStorage>(s: &S) {
         assert!(s.delete(key).await.is_err(), "delete refuses the key {key:?}");
     }
     assert_eq!(read(s, "target.txt").await, Some((b"keep".to_vec(), 4)), "refused keys change no file");
+}
+
+/// A file written to the backend's staging directory and stored with `put_file` opens
+/// back with the same bytes, replaces an older file, and refuses bad keys.
+async fn put_file_stores_a_staged_file<S: ExportStorage>(s: &S) {
+    let dir = s.staging_dir().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&dir).expect("staging dir");
+    let stage = |bytes: &[u8]| {
+        let path = crate::export::storage::temp_path(&dir);
+        std::fs::write(&path, bytes).expect("write a staged file");
+        path
+    };
+    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let first = stage(&big);
+    s.put_file("batch.zip", &first).await.expect("put_file");
+    let _ = std::fs::remove_file(&first);
+    assert_eq!(read(s, "batch.zip").await, Some((big, 1_500_000)), "put_file stores the file's bytes and length");
+    let second = stage(b"replaced");
+    s.put_file("batch.zip", &second).await.expect("put_file");
+    let _ = std::fs::remove_file(&second);
+    assert_eq!(read(s, "batch.zip").await, Some((b"replaced".to_vec(), 8)), "put_file replaces the whole file");
+    let evil = stage(b"evil");
+    assert!(s.put_file("../x.zip", &evil).await.is_err(), "put_file refuses keys that are not plain names");
+    let _ = std::fs::remove_file(&evil);
+    assert_eq!(read(s, "batch.zip").await, Some((b"replaced".to_vec(), 8)), "a refused key changes no file");
 }
 
 /// Readers racing a writer see either the whole old file or the whole new one.
