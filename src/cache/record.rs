@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 /// zstd level: fast, good enough for cache payloads.
 const ZSTD_LEVEL: i32 = 3;
 
+/// The largest value a record may claim to hold (far above any `cache.max_entry_bytes`):
+/// a corrupt header claiming more must not make decoding allocate it (an allocation
+/// failure aborts the process; no supervisor catches that).
+const MAX_RAW_LEN: u64 = 1 << 30;
+
 /// Metadata stored in front of the payload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Header {
@@ -66,6 +71,9 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8]), StoreError> {
 pub(crate) fn decode(bytes: &[u8]) -> Result<BackendEntry, StoreError> {
     let (h, payload) = split(bytes)?;
     let data = if h.compressed {
+        if h.raw_len > MAX_RAW_LEN {
+            return Err(StoreError::Corrupt(format!("cache record claims {} bytes", h.raw_len)));
+        }
         let out = zstd::bulk::decompress(payload, h.raw_len as usize).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?;
         if out.len() as u64 != h.raw_len {
             return Err(StoreError::Corrupt("cache record length mismatch".into()));
@@ -104,6 +112,18 @@ mod tests {
         assert_eq!(back.value.content_type(), Some("text/plain"));
         assert_eq!(back.expires_ms, 42);
         assert_eq!(back.tags, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_value_is_corruption_not_an_allocation() {
+        let rec = encode(&entry("hello world ".repeat(1000).into_bytes()), Some(1024)).unwrap();
+        let (mut h, payload) = split(&rec).unwrap();
+        h.raw_len = u64::MAX / 2;
+        let head = codec::encode(&h).unwrap();
+        let mut forged = (head.len() as u32).to_le_bytes().to_vec();
+        forged.extend_from_slice(&head);
+        forged.extend_from_slice(payload);
+        assert!(matches!(decode(&forged), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
