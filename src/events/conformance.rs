@@ -16,7 +16,14 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn event(topic: &str, n: u64) -> Arc<Event> {
-    Arc::new(Event { topic: topic.into(), key: format!("k{n}"), user_id: None, data: serde_json::json!({ "n": n }), at: Utc::now() })
+    Arc::new(Event {
+        topic: topic.into(),
+        key: format!("k{n}"),
+        user_id: None,
+        data: serde_json::json!({ "n": n }),
+        at: Utc::now(),
+        from_peer: false,
+    })
 }
 
 fn n_of(e: &Event) -> u64 {

@@ -63,6 +63,12 @@ pub struct Event {
     pub data: serde_json::Value,
     /// When the event was published.
     pub at: DateTime<Utc>,
+    /// Published by another node of the cluster (set by a cluster transport when it
+    /// relays the event here). What must happen once per event cluster-wide, not once
+    /// per node — webhook deliveries — skips such events; the node that published the
+    /// event does it.
+    #[serde(skip)]
+    pub from_peer: bool,
 }
 
 /// A cheap-to-clone handle on the bus.
@@ -103,7 +109,14 @@ impl EventBus {
 
     /// Builds and publishes an event stamped now.
     pub fn emit(&self, topic: &str, key: &str, user_id: Option<&str>, data: serde_json::Value) {
-        self.publish(Event { topic: topic.to_string(), key: key.to_string(), user_id: user_id.map(str::to_string), data, at: Utc::now() });
+        self.publish(Event {
+            topic: topic.to_string(),
+            key: key.to_string(),
+            user_id: user_id.map(str::to_string),
+            data,
+            at: Utc::now(),
+            from_peer: false,
+        });
     }
 
     /// A new subscription receiving every event published from now on.

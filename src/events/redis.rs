@@ -107,7 +107,14 @@ async fn send_loop(
         }
         if overflowed.swap(false, Ordering::Relaxed) {
             // Some of this node's events never made it to the stream: tell every node.
-            let marker = Event { topic: RESYNC.into(), key: String::new(), user_id: None, data: serde_json::Value::Null, at: Utc::now() };
+            let marker = Event {
+                topic: RESYNC.into(),
+                key: String::new(),
+                user_id: None,
+                data: serde_json::Value::Null,
+                at: Utc::now(),
+                from_peer: false,
+            };
             batch.insert(0, Arc::new(marker));
         }
         let mut pipe = ::redis::pipe();
@@ -192,7 +199,7 @@ async fn read_loop(redis: Redis, key: String, mut after: String, local: LocalTra
                         }
                         let Some(json) = entry.get::<Vec<u8>>("e") else { continue };
                         match serde_json::from_slice::<Event>(&json) {
-                            Ok(e) => local.publish(Arc::new(e)),
+                            Ok(e) => local.publish(Arc::new(Event { from_peer: true, ..e })),
                             Err(err) => tracing::warn!(error = %err, id = %entry.id, "events: unreadable entry in the shared stream"),
                         }
                     }
@@ -227,7 +234,14 @@ async fn gap_since(redis: &Redis, key: &str, after: &str) -> Result<bool, RedisE
 }
 
 fn resync_marker() -> Arc<Event> {
-    Arc::new(Event { topic: RESYNC.into(), key: String::new(), user_id: None, data: serde_json::Value::Null, at: Utc::now() })
+    Arc::new(Event {
+        topic: RESYNC.into(),
+        key: String::new(),
+        user_id: None,
+        data: serde_json::Value::Null,
+        at: Utc::now(),
+        from_peer: false,
+    })
 }
 
 #[cfg(test)]
@@ -262,11 +276,30 @@ mod tests {
     }
 
     fn ev(n: u64) -> Arc<Event> {
-        Arc::new(Event { topic: "t".into(), key: n.to_string(), user_id: None, data: serde_json::json!({"n": n}), at: Utc::now() })
+        Arc::new(Event {
+            topic: "t".into(),
+            key: n.to_string(),
+            user_id: None,
+            data: serde_json::json!({"n": n}),
+            at: Utc::now(),
+            from_peer: false,
+        })
     }
 
     async fn next(sub: &mut Subscription) -> Result<Arc<Event>, super::super::RecvError> {
         tokio::time::timeout(Duration::from_secs(15), sub.recv()).await.expect("an event within 15 s")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_relayed_from_another_node_are_marked_so_webhooks_go_out_once() {
+        let server = RedisServer::start();
+        let shutdown = CancellationToken::new();
+        let (a, b) = (node(&server.url(), &shutdown).await, node(&server.url(), &shutdown).await);
+        let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
+        a.publish(ev(7));
+        assert!(!next(&mut on_a).await.unwrap().from_peer, "the publishing node sees its own event as its own");
+        assert!(next(&mut on_b).await.unwrap().from_peer, "the other node sees it relayed");
+        shutdown.cancel();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,6 +182,10 @@ async fn dispatch(
             }
             Err(RecvError::Closed) => break,
         };
+        if event.from_peer {
+            // Another node published it, and delivers it (once per event cluster-wide).
+            continue;
+        }
         if event.topic.starts_with("job.") && event.data["name"].as_str().is_some_and(|n| n.starts_with("hearth.")) {
             continue;
         }
