@@ -33,7 +33,7 @@ mod hooks;
 mod key;
 mod l1;
 mod model;
-mod record;
+pub(crate) mod record;
 mod time;
 mod typed;
 pub mod validate;

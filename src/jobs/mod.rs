@@ -49,7 +49,7 @@ mod runner;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
-mod validate;
+pub(crate) mod validate;
 mod worker;
 
 pub use broker::JobBroker;
