@@ -97,7 +97,7 @@ fn seeds() -> Vec<(&'static str, u8, Vec<u8>)> {
     let transcript = r#"{"id":"t1","title":"T","segments":[{"start":0.0,"end":1.5,"speaker":"A","text":"hello"}]}"#.to_string();
     let doc: hearth::search::DocRecord = serde_json::from_value(json!({
         "doc": 7, "content": "hello world", "metadata": {"author": "ann", "year": 2024},
-        "chunks": [[0, 5], [6, 11]], "hashes": [[0; 16], [1; 16]], "model": "m", "indexed_at": 1_780_000_000_000i64,
+        "chunks": [[0, 5], [6, 11]], "hashes": [vec![0u8; 16], vec![1u8; 16]], "model": "m", "indexed_at": 1_780_000_000_000i64,
     }))
     .expect("doc record");
     let mut vectors = 2u16.to_le_bytes().to_vec();
@@ -172,7 +172,10 @@ fuzz_target!(init: write_seeds(), |data: &[u8]| {
             let n = u16::from_le_bytes(*n) as usize;
             if let Ok(vs) = hearth::search::embedded::tables::decode_vectors(blob, n) {
                 assert_eq!(vs.len(), n, "decoded vector count");
-                assert_eq!(hearth::search::embedded::tables::encode_vectors(&vs), blob, "vectors round trip");
+                // With no chunks the blob is not read at all (a document without vectors).
+                if n > 0 {
+                    assert_eq!(hearth::search::embedded::tables::encode_vectors(&vs), blob, "vectors round trip");
+                }
             }
         }
         // the cache's L2 record and the notification store's record have their own framing
