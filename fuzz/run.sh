@@ -3,6 +3,8 @@
 #
 #   fuzz/run.sh                 every target, 60 s each
 #   fuzz/run.sh 120 codec       one target, 120 s
+#   FUZZ_ARGS="-fork=1 -ignore_crashes=1" fuzz/run.sh 60 codec
+#                               go on past findings (each is saved in artifacts/)
 #
 # New inputs go to fuzz/work/<target> (git-ignored), crashes to fuzz/artifacts/<target>;
 # the seeds in fuzz/corpus/<target> are read, never written.
@@ -34,6 +36,8 @@ for t in "${targets[@]}"; do
     dict="$(dict_of "$t")"
     args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1)
     [ -n "$dict" ] && args+=(-dict="$dict")
+    # shellcheck disable=SC2206
+    args+=(${FUZZ_ARGS:-})
     echo "== $t ($secs s)"
     # -s none: hearth is safe Rust, so a sanitizer adds cost and finds nothing libFuzzer's
     # panic detection does not; -a: overflow checks and debug assertions on.
