@@ -52,10 +52,13 @@ fn export(req: ExportRequest) {
     for (kind, inline, filename) in sources {
         ok_or_client(hearth::export::request::file_name("filename", filename.as_deref(), &["export"], "txt"));
         let Some(v) = inline else { continue };
-        match kind.as_str() {
-            "transcript" => drop(ok_or_client(from_json::<hearth::export::Transcript>(v))),
-            _ => drop(ok_or_client(from_json::<hearth::export::Document>(v))),
-        }
+        // The field of an inline source's error is relative to `source` (the handler
+        // prefixes it, and names `source` itself for an empty one): only its status counts here.
+        let status = match kind.as_str() {
+            "transcript" => from_json::<hearth::export::Transcript>(v).err().map(|e| hearth::ApiError::from(e).status()),
+            _ => from_json::<hearth::export::Document>(v).err().map(|e| hearth::ApiError::from(e).status()),
+        };
+        assert!(status.is_none_or(|s| (400..500).contains(&s)), "an inline source answered {status:?}");
     }
 }
 

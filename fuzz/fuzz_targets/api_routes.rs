@@ -4,8 +4,10 @@
 //! client error with the JSON error body — never a panic or a 500.
 //!
 //! The routes come from hearth's own OpenAPI document, so a new route is fuzzed without
-//! touching this file. The first byte picks the route; the rest is the body. Path
-//! parameters are `fz`: a progress, a job and a schedule of that name exist.
+//! touching this file. The first byte picks the route, the second the path parameter
+//! (`fz`, `a` or `b`; a progress and a job `fz` exist, and bodies may create `a` or `b`),
+//! the rest is the body. So a job enqueued as `a`, claimed and failed over three inputs
+//! goes through the worker protocol as it would over HTTP.
 //!
 //! The service keeps state between inputs (as a server does), so a crash found here may
 //! need the inputs before it to reproduce; the artifact is still the one that crashed.
@@ -69,7 +71,7 @@ fn server() -> &'static Server {
             for (path, ops) in spec["paths"].as_object().expect("paths") {
                 for (method, op) in ops.as_object().expect("operations") {
                     if op.get("requestBody").is_some() {
-                        let path = path.split('/').map(|s| if s.starts_with('{') { "fz" } else { s }).collect::<Vec<_>>().join("/");
+                        let path = path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>().join("/");
                         routes.push((method.to_uppercase().parse().expect("method"), path));
                     }
                 }
@@ -85,6 +87,9 @@ fn server() -> &'static Server {
             (routes, ())
         });
         assert!(routes.len() >= 10, "the OpenAPI document lists the body routes: {routes:?}");
+        for (i, (m, p)) in routes.iter().enumerate() {
+            eprintln!("route {i}: {m} {p}");
+        }
         Server { runtime, router, routes, _app: app }
     })
 }
@@ -100,12 +105,19 @@ fn without_wait(body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The path parameters inputs choose from.
+const IDS: [&str; 3] = ["fz", "a", "b"];
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, body)) = data.split_first() else { return };
+    let [which, id, body @ ..] = data else { return };
     let s = server();
-    let (method, path) = &s.routes[which as usize % s.routes.len()];
+    let (method, path) = &s.routes[*which as usize % s.routes.len()];
+    let path = path.replace("{}", IDS[*id as usize % IDS.len()]);
     let body = if path.ends_with("/claim") { without_wait(body) } else { body.to_vec() };
-    let (status, answer) = s.runtime.block_on(send(&s.router, method.clone(), path, body));
+    let (status, answer) = s.runtime.block_on(send(&s.router, method.clone(), &path, body));
+    if std::env::var_os("HEARTH_FUZZ_VERBOSE").is_some() {
+        eprintln!("{method} {path} -> {status} {}", String::from_utf8_lossy(&answer));
+    }
     assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{method} {path} answered 500: {}", String::from_utf8_lossy(&answer));
     if status.is_client_error() || status.is_server_error() {
         let v: serde_json::Value = serde_json::from_slice(&answer)
