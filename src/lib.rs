@@ -26,6 +26,8 @@ pub mod conformance;
 pub mod error;
 pub mod events;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod jobs;
 pub mod notify;

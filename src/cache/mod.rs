@@ -35,7 +35,7 @@ mod key;
 mod l1;
 mod model;
 mod peers;
-mod record;
+pub(crate) mod record;
 pub mod redis;
 mod time;
 mod typed;

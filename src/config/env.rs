@@ -95,14 +95,19 @@ fn ensure_map<'a>(tree: &'a mut Value, path: &[&str]) -> Result<&'a mut serde_ya
                     _ => unreachable!(),
                 }
             }
-            _ => return Err(ConfigError::invalid(&path[..i].join("."), "must be a mapping")),
+            _ => return Err(ConfigError::invalid(&key_of(&path[..i]), "must be a mapping")),
         };
         cur = map.entry(Value::String(seg.to_string())).or_insert(Value::Mapping(Default::default()));
     }
     match cur {
         Value::Mapping(m) => Ok(m),
-        _ => Err(ConfigError::invalid(&path.join("."), "must be a mapping")),
+        _ => Err(ConfigError::invalid(&key_of(path), "must be a mapping")),
     }
+}
+
+/// The dotted key of `path`; `<root>` for the file itself (as the typed loader names it).
+fn key_of(path: &[&str]) -> String {
+    if path.is_empty() { "<root>".into() } else { path.join(".") }
 }
 
 pub(super) fn set_path(tree: &mut Value, path: &[&str], value: Value) -> Result<(), ConfigError> {

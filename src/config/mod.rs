@@ -274,6 +274,22 @@ mod tests {
         assert!(err.contains("server.bind"), "{err}");
     }
 
+    /// Found by the `config` fuzz target: a file that is not a mapping, with an override
+    /// from the environment, failed naming the empty key (`invalid configuration at ``).
+    #[test]
+    fn a_file_that_is_not_a_mapping_is_named_as_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.yaml");
+        for (text, var) in [("just text", "HEARTH__CACHE__L1__TTL"), ("[1, 2]", "HEARTH_API_KEY"), ("7", "HEARTH__TTL")] {
+            std::fs::write(&file, text).unwrap();
+            let cli = CliOverrides { config_file: Some(file.clone()), ..Default::default() };
+            match Config::load_with(&cli, &env(&[(var, "0123456789abcdef0123")])).unwrap_err() {
+                ConfigError::Invalid { key, .. } => assert_eq!(key, "<root>", "{text} with {var}"),
+                other => panic!("{text} with {var}: {other}"),
+            }
+        }
+    }
+
     #[test]
     fn env_overrides_file_and_cli_overrides_env() {
         let dir = tempfile::tempdir().unwrap();

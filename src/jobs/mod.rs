@@ -52,7 +52,7 @@ pub mod schedule;
 mod stall;
 #[cfg(test)]
 mod tests;
-mod validate;
+pub(crate) mod validate;
 mod worker;
 
 pub use broker::JobBroker;

@@ -3,7 +3,7 @@
 //! blocking pool). `tables.rs` holds the layout and the transactional operations,
 //! `record.rs` the stored form of a notification.
 
-mod record;
+pub(crate) mod record;
 mod tables;
 
 use super::error::NotifyError;

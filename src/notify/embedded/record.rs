@@ -44,7 +44,7 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 /// A notification together with its sequence number (the feed's sort key).
 #[derive(Debug, Clone)]
-pub(super) struct Record {
+pub(crate) struct Record {
     /// Position in the global send order.
     pub seq: u64,
     /// The notification.
@@ -52,7 +52,7 @@ pub(super) struct Record {
 }
 
 impl Record {
-    pub(super) fn encode(&self) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, StoreError> {
         let n = &self.n;
         let s = Stored {
             id: n.id.clone(),
@@ -82,7 +82,7 @@ impl Record {
         codec::encode(&s)
     }
 
-    pub(super) fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
         let s: Stored = codec::decode(bytes)?;
         let data = match s.data_json {
             Some(t) => Some(serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("notification data: {e}")))?),

@@ -29,7 +29,8 @@ pub fn decode_vectors(bytes: &[u8], n: usize) -> Result<Vec<Vec<f32>>, StoreErro
     if n == 0 {
         return Ok(Vec::new());
     }
-    if !bytes.len().is_multiple_of(4 * n) {
+    // An empty blob would mean vectors of no dimension: corrupt, like a length mismatch.
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4 * n) {
         return Err(StoreError::Corrupt("vector blob length does not match the chunk count".into()));
     }
     let dim = bytes.len() / 4 / n;
@@ -225,4 +226,25 @@ pub fn for_each_doc(
         f(id, rec, vecs)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_round_trip() {
+        let vs = vec![vec![0.5, -1.0, 3.25], vec![0.0, 2.0, -0.125]];
+        assert_eq!(decode_vectors(&encode_vectors(&vs), 2).unwrap(), vs);
+        assert!(decode_vectors(b"anything", 0).unwrap().is_empty());
+    }
+
+    /// Found by the `codec` fuzz target: an empty blob for a document with chunks made the
+    /// decoder panic (`chunks_exact(0)`) instead of reporting corruption, so one bad row
+    /// stopped the search store from opening.
+    #[test]
+    fn a_blob_that_does_not_fit_the_chunk_count_is_corruption_not_a_panic() {
+        assert!(matches!(decode_vectors(&[], 3), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_vectors(&[0; 12], 2), Err(StoreError::Corrupt(_))));
+    }
 }
