@@ -161,7 +161,7 @@ impl JobQueueConfig {
         }
         for (name, sched) in &self.scheduler.schedules {
             let tz = sched.timezone.as_deref().unwrap_or(&self.scheduler.timezone);
-            if let Err(why) = super::schedule::check_cron(&sched.cron, tz, self.scheduler.min_interval_seconds, chrono::Utc::now()) {
+            if let Err(why) = super::cron::check_cron(&sched.cron, tz, self.scheduler.min_interval_seconds, chrono::Utc::now()) {
                 return Err(ConfigError::invalid(&format!("job_queue.scheduler.schedules.{name}.cron"), &why));
             }
         }

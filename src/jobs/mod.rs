@@ -34,6 +34,7 @@ pub mod config;
 pub mod conformance;
 mod context;
 mod control;
+pub mod cron;
 mod dispatch;
 mod embedded;
 mod enqueue;

@@ -247,7 +247,7 @@ mod tests {
         start(&svc, &bg);
         start(&svc, &bg);
         let mut state = DeliveryState::Pending;
-        for _ in 0..400 {
+        for _ in 0..1500 {
             state = svc.get(&n.id).await.unwrap().deliveries["push"].state;
             if state == DeliveryState::Delivered {
                 break;
