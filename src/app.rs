@@ -303,11 +303,7 @@ impl AppBuilder {
 
 /// True when a part the configuration selects lives in Redis.
 fn needs_redis(config: &Config) -> bool {
-    config.events.transport == TransportKind::Redis
-        || config.progress.store == ProgressStoreKind::Redis
-        || config.export.store == StoreKind::Redis
-        || config.notification.store == StoreKind::Redis
-        || (config.cache.l2.backend == L2Backend::Redis && config.cache.l2.url.is_none())
+    config.cluster_redis_parts().iter().any(|(_, on)| *on)
 }
 
 /// The Redis of the cache's L2: the cluster's, unless `cache.l2.url` names another.

@@ -18,18 +18,14 @@ const ENV_MAP: &[(&str, &[&[&str]])] = &[
     ("EMAIL_FROM", &[&["notification", "channels", "email", "from"]]),
 ];
 
-/// The parts that have a Redis backend, by the key that selects it: `REDIS_URL` alone
-/// selects `redis` for each of them unless the configuration names a backend itself.
-const REDIS_PARTS: &[&[&str]] =
-    &[&["events", "transport"], &["progress", "store"], &["cache", "l2", "backend"], &["export", "store"], &["notification", "store"]];
-
 /// With `REDIS_URL` in the environment, every part with a Redis backend uses it unless
 /// the file or a `HEARTH__...` variable chose one (an explicit `embedded` wins).
 fn select_redis(tree: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
     if !env.iter().any(|(k, v)| k == "REDIS_URL" && !v.is_empty()) {
         return Ok(());
     }
-    for path in REDIS_PARTS {
+    for key in super::REDIS_KEYS {
+        let path: Vec<&str> = key.split('.').collect();
         let (last, parents) = path.split_last().expect("non-empty path");
         let section = ensure_map(tree, parents)?;
         if !section.contains_key(Value::String(last.to_string())) {

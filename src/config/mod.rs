@@ -75,6 +75,11 @@ pub struct CliOverrides {
     pub bind: Option<String>,
 }
 
+/// The keys that select the backend of each part that has a Redis one, in the order of
+/// [`Config::cluster_redis_parts`]. `REDIS_URL` alone sets each to `redis` unless the
+/// configuration names a backend itself.
+pub(crate) const REDIS_KEYS: [&str; 5] = ["events.transport", "progress.store", "cache.l2.backend", "export.store", "notification.store"];
+
 impl Config {
     /// Loads file < environment < CLI, validates, and returns the effective configuration.
     pub fn load(cli: &CliOverrides) -> Result<Config, ConfigError> {
@@ -165,19 +170,26 @@ impl Config {
         self.server.cors.validate()?;
         self.job_queue.validate()?;
         self.search.validate()?;
-        if self.redis.url.is_none() {
-            let uses = [
-                ("events.transport", self.events.transport == crate::events::TransportKind::Redis),
-                ("progress.store", self.progress.store == crate::progress::config::ProgressStoreKind::Redis),
-                ("export.store", self.export.store == crate::cluster::StoreKind::Redis),
-                ("notification.store", self.notification.store == crate::cluster::StoreKind::Redis),
-                ("cache.l2.backend", self.cache.l2.backend == crate::cache::config::L2Backend::Redis && self.cache.l2.url.is_none()),
-            ];
-            if let Some((key, _)) = uses.iter().find(|(_, on)| *on) {
-                return Err(ConfigError::invalid(key, "redis needs a server: set REDIS_URL or redis.url"));
-            }
+        if self.redis.url.is_none()
+            && let Some((key, _)) = self.cluster_redis_parts().into_iter().find(|(_, on)| *on)
+        {
+            return Err(ConfigError::invalid(key, "redis needs a server: set REDIS_URL or redis.url"));
         }
         Ok(())
+    }
+
+    /// For each key of [`REDIS_KEYS`], whether that part lives in the cluster's Redis
+    /// (`redis.url`; a cache L2 with a `cache.l2.url` of its own does not).
+    pub fn cluster_redis_parts(&self) -> [(&'static str, bool); 5] {
+        use crate::cluster::StoreKind;
+        let on = [
+            self.events.transport == crate::events::TransportKind::Redis,
+            self.progress.store == StoreKind::Redis,
+            self.cache.l2.backend == crate::cache::config::L2Backend::Redis && self.cache.l2.url.is_none(),
+            self.export.store == StoreKind::Redis,
+            self.notification.store == StoreKind::Redis,
+        ];
+        std::array::from_fn(|i| (REDIS_KEYS[i], on[i]))
     }
 
     /// The parsed listen address.

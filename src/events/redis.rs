@@ -107,15 +107,7 @@ async fn send_loop(
         }
         if overflowed.swap(false, Ordering::Relaxed) {
             // Some of this node's events never made it to the stream: tell every node.
-            let marker = Event {
-                topic: RESYNC.into(),
-                key: String::new(),
-                user_id: None,
-                data: serde_json::Value::Null,
-                at: Utc::now(),
-                from_peer: false,
-            };
-            batch.insert(0, Arc::new(marker));
+            batch.insert(0, resync_marker());
         }
         let mut pipe = ::redis::pipe();
         for e in &batch {

@@ -159,6 +159,23 @@ return out
     )
 });
 
+/// A user's unread notifications. ARGV: user. Returns `{id, json, id, json, ...}`.
+static UNREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local p, out = KEYS[1], {}
+for _, id in ipairs(redis.call('ZRANGE', p .. 'un:' .. ARGV[1], 0, -1)) do
+  local j = redis.call('HGET', p .. 'n:' .. id, 'j')
+  if j then
+    out[#out + 1] = id
+    out[#out + 1] = j
+  end
+end
+return out
+"#,
+    )
+});
+
 /// How often a compare-and-set is retried against concurrent writers before giving up.
 const CAS_ROUNDS: usize = 64;
 
@@ -321,12 +338,12 @@ impl NotificationStore for RedisNotificationStore {
 
     async fn mark_all_read(&self, user_id: &str, now: DateTime<Utc>) -> Result<ReadChange, NotifyError> {
         for _ in 0..CAS_ROUNDS {
-            let ids: Vec<String> =
-                self.redis.query(::redis::cmd("ZRANGE").arg(format!("{}un:{user_id}", self.prefix)).arg(0).arg(-1)).await?;
-            let mut targets = Vec::with_capacity(ids.len());
-            let mut changed = Vec::with_capacity(ids.len());
-            for id in ids {
-                let Some(raw) = self.raw(&id).await? else { continue };
+            // One round trip for every unread notification and its JSON.
+            let rows: Vec<Vec<u8>> = self.redis.script(&UNREAD, &self.keys(), &[user_id.as_bytes().to_vec()]).await?;
+            let mut targets = Vec::with_capacity(rows.len() / 2);
+            let mut changed = Vec::with_capacity(rows.len() / 2);
+            for pair in rows.chunks_exact(2) {
+                let (id, raw) = (String::from_utf8_lossy(&pair[0]).into_owned(), pair[1].clone());
                 let mut n: Notification = decode(&raw)?;
                 if read_at(&mut n, now) {
                     targets.push((id, raw, encode(&n)?));
@@ -396,8 +413,7 @@ impl NotificationStore for RedisNotificationStore {
         if limit == 0 {
             return Ok(0);
         }
-        let args = [unread_before, read_before].map(|t| t.timestamp_millis().to_string().into_bytes());
-        let args = vec![args[0].clone(), args[1].clone(), limit.to_string().into_bytes()];
+        let args = [unread_before.timestamp_millis(), read_before.timestamp_millis(), limit as i64].map(|n| n.to_string().into_bytes());
         Ok(self.redis.script::<u64>(&DELETE_EXPIRED, &self.keys(), &args).await? as usize)
     }
 }

@@ -57,26 +57,32 @@ return out
     )
 });
 
+/// Removes record `id` with its index entries; returns whether it existed. Shared by the
+/// delete and retention scripts.
+const REMOVE_FN: &str = r#"
+local function remove(p, id)
+  local key = p .. 'r:' .. id
+  local s = redis.call('HGET', key, 's')
+  if not s then return false end
+  redis.call('DEL', key)
+  redis.call('ZREM', p .. 'ids', id)
+  redis.call('ZREM', p .. 's:' .. s, id)
+  redis.call('ZREM', p .. 'f:' .. s, id)
+  return true
+end
+"#;
+
 /// Removes records. ARGV: ids. Returns the ids that existed.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p, out = KEYS[1], {}
+    Script::new(&format!(
+        r#"{REMOVE_FN}
+local p, out = KEYS[1], {{}}
 for i = 1, #ARGV do
-  local id = ARGV[i]
-  local key = p .. 'r:' .. id
-  local old = redis.call('HMGET', key, 's', 'f')
-  if old[1] then
-    redis.call('DEL', key)
-    redis.call('ZREM', p .. 'ids', id)
-    redis.call('ZREM', p .. 's:' .. old[1], id)
-    redis.call('ZREM', p .. 'f:' .. old[1], id)
-    out[#out + 1] = id
-  end
+  if remove(p, ARGV[i]) then out[#out + 1] = ARGV[i] end
 end
 return out
-"#,
-    )
+"#
+    ))
 });
 
 /// Lists records in id order. ARGV: index (`ids` or `s:<status>`), lower bound (`-` or
@@ -99,19 +105,14 @@ return out
 /// Removes up to ARGV[3] records of status ARGV[1] finished before ARGV[2] (ms). Returns
 /// their ids.
 static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p, status = KEYS[1], ARGV[1]
-local ids = redis.call('ZRANGE', p .. 'f:' .. status, '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  redis.call('DEL', p .. 'r:' .. id)
-  redis.call('ZREM', p .. 'ids', id)
-  redis.call('ZREM', p .. 's:' .. status, id)
-  redis.call('ZREM', p .. 'f:' .. status, id)
-end
+    Script::new(&format!(
+        r#"{REMOVE_FN}
+local p = KEYS[1]
+local ids = redis.call('ZRANGE', p .. 'f:' .. ARGV[1], '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do remove(p, id) end
 return ids
-"#,
-    )
+"#
+    ))
 });
 
 /// [`ProgressStorage`] in Redis.
