@@ -5,6 +5,11 @@
 //! 2. The HTTP worker protocol: external workers claim `max=100` and complete the jobs,
 //!    one `POST /api/jobs/{id}/complete` per job, or one `POST /api/jobs/complete` per claim.
 //! 3. Enqueue → handler start latency with idle workers (p50 / p99).
+//! 4. `redis`: the same on the Redis broker, against a private redis-server with
+//!    `appendonly yes, appendfsync always` — bulk add of 20,000 no-op jobs, then one pool
+//!    of 50 in-process workers, and the HTTP worker protocol on a node whose broker is that
+//!    redis-server; run `../shared/peers/bullmq/run.sh 20000 50 always` in the same minute
+//!    for the BullMQ side.
 //!
 //! Run: `cargo bench --bench jobs` (`JOBS_BENCH=http cargo bench --bench jobs` runs only the
 //! sections whose name contains `http`: in-process, latency, http).
@@ -13,7 +18,7 @@ use hearth::app::Background;
 use hearth::clock::{SharedClock, SystemClock};
 use hearth::events::EventBus;
 use hearth::jobs::config::{JobQueueConfig, WorkerPoolConfig};
-use hearth::jobs::{EnqueueRequest, Job, JobHooks, JobQueue};
+use hearth::jobs::{Broker, EnqueueRequest, Job, JobHooks, JobQueue};
 use hearth::progress::{ProgressTracker, config::ProgressConfig};
 use hearth::store::Store;
 use serde_json::json;
@@ -41,6 +46,11 @@ impl JobHooks for Counter {
 }
 
 fn queue(dir: &std::path::Path, workers: usize) -> (JobQueue, Store) {
+    queue_on(dir, workers, None)
+}
+
+/// A queue with `workers` in-process workers on the embedded broker, or on `broker`.
+fn queue_on(dir: &std::path::Path, workers: usize, broker: Option<Broker>) -> (JobQueue, Store) {
     let store = Store::open(dir).unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let events = EventBus::default();
@@ -50,7 +60,77 @@ fn queue(dir: &std::path::Path, workers: usize) -> (JobQueue, Store) {
     if workers > 0 {
         cfg.workers.insert("default".into(), WorkerPoolConfig { count: workers, queues: vec!["default".into()] });
     }
-    (JobQueue::new(store.clone(), events, clock, progress, cfg), store)
+    let q = match broker {
+        Some(b) => JobQueue::with_broker(b, events, clock, progress, cfg),
+        None => JobQueue::new(store.clone(), events, clock, progress, cfg),
+    };
+    (q, store)
+}
+
+/// A private redis-server with `appendonly yes, appendfsync always`, stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        std::thread::sleep(Duration::from_millis(300));
+        RedisServer { child, url: format!("redis://127.0.0.1:{port}/0"), _dir: dir }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Redis broker: bulk add of `n` no-op jobs (batches of 1000), then `workers`
+/// in-process workers run them; prints enqueue and processed jobs/s (BullMQ's shape).
+async fn redis_in_process(n: usize, workers: usize) {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = hearth::cluster::RedisConfig { url: Some(server.url.clone()), ..Default::default() };
+    let redis = hearth::cluster::Redis::connect(&cfg).await.unwrap();
+    let (q, _store) = queue_on(dir.path(), workers, Some(Broker::custom(hearth::jobs::RedisBroker::new(redis))));
+    let counter = Arc::new(Counter { done: AtomicUsize::new(0), target: AtomicUsize::new(n), notify: Notify::new() });
+    q.register_hooks(counter.clone());
+    let start = Instant::now();
+    for chunk in 0..n.div_ceil(1000) {
+        let m = 1000.min(n - chunk * 1000);
+        let reqs = (0..m).map(|i| EnqueueRequest::new("noop", json!({"i": i}))).collect();
+        q.enqueue_batch(reqs).await.unwrap();
+    }
+    let enq = start.elapsed();
+    q.handler("noop", |_ctx, _p| async { Ok(serde_json::Value::Null) });
+    let waiter = counter.notify.notified();
+    tokio::pin!(waiter);
+    waiter.as_mut().enable();
+    let bg = Background::default();
+    let t = Instant::now();
+    q.start(&bg);
+    tokio::time::timeout(Duration::from_secs(300), waiter).await.expect("all jobs complete");
+    let run = t.elapsed();
+    println!(
+        "redis broker (appendfsync always), {n} jobs: bulk add {:>8.0} jobs/s, {workers} in-process workers processed {:>8.0} jobs/s",
+        n as f64 / enq.as_secs_f64(),
+        n as f64 / run.as_secs_f64()
+    );
+    bg.shutdown.cancel();
+    bg.tasks.close();
+    bg.tasks.wait().await;
 }
 
 async fn in_process(n: usize, batch: bool) {
@@ -145,10 +225,14 @@ async fn latency(samples: usize) {
     bg.shutdown.cancel();
 }
 
-async fn http(n: usize, workers: usize, batch_complete: bool) {
+async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
+    if let Some(r) = redis {
+        config.redis.url = Some(r.url.clone());
+        config.job_queue.broker.kind = "redis".into();
+    }
     config.job_queue.workers.clear();
     config.modules.search.enabled = false;
     config.modules.export.enabled = false;
@@ -218,7 +302,8 @@ async fn http(n: usize, workers: usize, batch_complete: bool) {
     }
     let el = start.elapsed();
     println!(
-        "HTTP worker protocol: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
+        "HTTP worker protocol{}: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
+        if redis.is_some() { " on the redis broker" } else { "" },
         done.load(Ordering::Relaxed),
         if batch_complete { "one batch complete per claim" } else { "one complete request per job" },
         done.load(Ordering::Relaxed) as f64 / el.as_secs_f64(),
@@ -243,8 +328,14 @@ fn main() {
             latency(500).await;
         }
         if run("http") {
-            http(20_000, 4, false).await;
-            http(50_000, 4, true).await;
+            http(20_000, 4, false, None).await;
+            http(50_000, 4, true, None).await;
+        }
+        if run("redis") {
+            redis_in_process(20_000, 50).await;
+            let server = RedisServer::start();
+            http(20_000, 4, false, Some(&server)).await;
+            http(20_000, 4, true, Some(&server)).await;
         }
     });
 }

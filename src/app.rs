@@ -25,7 +25,7 @@ use crate::{
     events::{EventBus, EventTransport},
     events::{RedisTransport, TransportKind},
     export::{ExportBackends, ExportParts, ExportRecordStore, ExportService, SourceStore, redis::RedisExportStore, storage::ExportStorage},
-    jobs::{Broker, JobQueue},
+    jobs::{Broker, JobQueue, RedisBroker},
     notify::{EmbeddedNotificationStore, NotificationStore, Notifications, redis::RedisNotificationStore},
     progress::{EventBusEmitter, ProgressStorage, ProgressTracker, RedbProgressStorage, RedisProgressStorage, config::ProgressStoreKind},
     search::{EmbeddedStore, Embedder, SearchService, StoreHandle},
@@ -225,7 +225,12 @@ impl AppBuilder {
             config.progress.clone(),
         );
         progress.set_event_bus(events.clone());
-        let jobs = match b.jobs {
+        let broker = match (b.jobs, config.job_queue.broker.kind.as_str(), &redis) {
+            (Some(broker), ..) => Some(broker),
+            (None, "redis", Some(r)) => Some(Broker::custom(RedisBroker::new(r.clone()))),
+            _ => None,
+        };
+        let jobs = match broker {
             Some(broker) => JobQueue::with_broker(broker, events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
             None => JobQueue::new(store.clone(), events.clone(), clock.clone(), progress.clone(), config.job_queue.clone()),
         };

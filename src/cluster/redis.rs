@@ -138,6 +138,16 @@ impl Redis {
         }
     }
 
+    /// Runs a pipeline (e.g. a `MULTI`/`EXEC` one made with `atomic()`) with the command
+    /// timeout.
+    pub async fn exec<T: ::redis::FromRedisValue>(&self, pipe: &::redis::Pipeline) -> Result<T, RedisError> {
+        let mut conn = self.conn();
+        match tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RedisError::Unavailable(format!("no answer within {} ms", self.timeout.as_millis()))),
+        }
+    }
+
     /// Runs a Lua script (loaded once, then called by its hash) with the command timeout.
     pub async fn script<T: ::redis::FromRedisValue>(
         &self,

@@ -78,7 +78,8 @@ pub struct CliOverrides {
 /// The keys that select the backend of each part that has a Redis one, in the order of
 /// [`Config::cluster_redis_parts`]. `REDIS_URL` alone sets each to `redis` unless the
 /// configuration names a backend itself.
-pub(crate) const REDIS_KEYS: [&str; 5] = ["events.transport", "progress.store", "cache.l2.backend", "export.store", "notification.store"];
+pub(crate) const REDIS_KEYS: [&str; 6] =
+    ["events.transport", "progress.store", "cache.l2.backend", "export.store", "notification.store", "job_queue.broker.type"];
 
 impl Config {
     /// Loads file < environment < CLI, validates, and returns the effective configuration.
@@ -180,7 +181,7 @@ impl Config {
 
     /// For each key of [`REDIS_KEYS`], whether that part lives in the cluster's Redis
     /// (`redis.url`; a cache L2 with a `cache.l2.url` of its own does not).
-    pub fn cluster_redis_parts(&self) -> [(&'static str, bool); 5] {
+    pub fn cluster_redis_parts(&self) -> [(&'static str, bool); 6] {
         use crate::cluster::StoreKind;
         let on = [
             self.events.transport == crate::events::TransportKind::Redis,
@@ -188,6 +189,7 @@ impl Config {
             self.cache.l2.backend == crate::cache::config::L2Backend::Redis && self.cache.l2.url.is_none(),
             self.export.store == StoreKind::Redis,
             self.notification.store == StoreKind::Redis,
+            self.job_queue.broker.kind == "redis",
         ];
         std::array::from_fn(|i| (REDIS_KEYS[i], on[i]))
     }
@@ -255,6 +257,7 @@ mod tests {
         assert_eq!(c.cache.l2.backend, crate::cache::config::L2Backend::Redis);
         assert_eq!(c.export.store, crate::cluster::StoreKind::Redis);
         assert_eq!(c.notification.store, crate::cluster::StoreKind::Redis);
+        assert_eq!(c.job_queue.broker.kind, "redis");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("h.yaml");
         std::fs::write(&file, "progress: {store: embedded}\n").unwrap();

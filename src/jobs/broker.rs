@@ -48,6 +48,8 @@ use super::error::JobError;
 use super::model::{Enqueued, HeartbeatAck, Job, JobList, JobStatus, Schedule};
 use chrono::{DateTime, Utc};
 use std::future::Future;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// A queue and a job name that just got a ready job (who can run it is woken).
 pub type Ready = (String, String);
@@ -360,4 +362,14 @@ pub trait JobBroker: Send + Sync + 'static {
     /// replaced or deleted meanwhile (its `next_run` is no longer `slot` or its `cron`
     /// changed). Returns whether it was stored.
     fn record_fired(&self, next: Schedule, slot: DateTime<Utc>) -> impl Future<Output = Result<bool, JobError>> + Send;
+
+    /// Jobs made ready by the other processes that share this broker, as they happen, so
+    /// that this node's pools and long-polling workers wake for them (an empty batch: some
+    /// notices may have been missed, wake everyone). `None`, the default, for a broker no
+    /// other process uses. Called once, by [`super::JobQueue::start`]; the relay stops
+    /// with `shutdown`.
+    fn remote_ready(&self, shutdown: CancellationToken) -> Option<mpsc::UnboundedReceiver<Vec<Ready>>> {
+        let _ = shutdown;
+        None
+    }
 }

@@ -46,10 +46,11 @@ impl Default for JobQueueConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// `embedded` (the only broker built in).
+    /// `embedded` (redb, one node) or `redis` (the cluster's Redis, `redis.url`, shared by
+    /// every node).
     #[serde(rename = "type")]
     pub kind: String,
-    /// Broker URL (`REDIS_URL`), unused by the embedded broker.
+    /// Set from `REDIS_URL` with `redis.url`; the Redis broker uses `redis.url`.
     pub url: Option<String>,
     /// Key prefix for external brokers.
     pub queue_prefix: String,
@@ -131,10 +132,10 @@ impl JobQueueConfig {
     /// The configured default backoff type (`defaults.backoff`; validated at config load).
     /// Checks what serde cannot: pools with queues, the timezone, the backoff name.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.broker.kind != "embedded" {
+        if !["embedded", "redis"].contains(&self.broker.kind.as_str()) {
             return Err(ConfigError::invalid(
                 "job_queue.broker.type",
-                format!("unknown broker '{}': this build has only 'embedded'", self.broker.kind),
+                format!("unknown broker '{}': use 'embedded' or 'redis'", self.broker.kind),
             ));
         }
         for (name, pool) in &self.workers {
@@ -205,10 +206,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_embedded_broker_is_accepted() {
+    fn the_broker_is_embedded_or_redis() {
         let mut c = JobQueueConfig::default();
         assert!(c.validate().is_ok());
         c.broker.kind = "redis".into();
+        assert!(c.validate().is_ok());
+        c.broker.kind = "rabbitmq".into();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("job_queue.broker.type"), "{e}");
     }

@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// [`JobBroker`] with boxed futures, so that a broker can live behind `Arc<dyn _>`.
 /// Implemented for every [`JobBroker`]; see that trait for each method's contract.
@@ -74,6 +76,8 @@ pub trait DynJobBroker: Send + Sync + 'static {
     fn dyn_delete_schedule<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, JobError>>;
     /// See [`JobBroker::record_fired`].
     fn dyn_record_fired<'a>(&'a self, next: Schedule, slot: DateTime<Utc>) -> BoxFuture<'a, Result<bool, JobError>>;
+    /// See [`JobBroker::remote_ready`].
+    fn dyn_remote_ready(&self, shutdown: CancellationToken) -> Option<mpsc::UnboundedReceiver<Vec<Ready>>>;
 }
 
 impl<T: JobBroker> DynJobBroker for T {
@@ -150,6 +154,9 @@ impl<T: JobBroker> DynJobBroker for T {
     }
     fn dyn_record_fired<'a>(&'a self, next: Schedule, slot: DateTime<Utc>) -> BoxFuture<'a, Result<bool, JobError>> {
         Box::pin(JobBroker::record_fired(self, next, slot))
+    }
+    fn dyn_remote_ready(&self, shutdown: CancellationToken) -> Option<mpsc::UnboundedReceiver<Vec<Ready>>> {
+        JobBroker::remote_ready(self, shutdown)
     }
 }
 
@@ -327,6 +334,12 @@ impl JobBroker for Broker {
                 Broker::Embedded(b) => b.record_fired(next, slot).await,
                 Broker::Custom(b) => b.dyn_record_fired(next, slot).await,
             }
+        }
+    }
+    fn remote_ready(&self, shutdown: CancellationToken) -> Option<mpsc::UnboundedReceiver<Vec<Ready>>> {
+        match self {
+            Broker::Embedded(b) => b.remote_ready(shutdown),
+            Broker::Custom(b) => b.dyn_remote_ready(shutdown),
         }
     }
 }

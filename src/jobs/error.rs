@@ -63,7 +63,7 @@ impl From<JobError> for ApiError {
             JobError::NotFound { kind, id } => ApiError::not_found(kind, &id),
             JobError::Conflict(m) => ApiError::conflict(m),
             JobError::Store(s) => ApiError::from(s),
-            JobError::Unavailable(m) => ApiError::unavailable(format!("job broker unavailable: {m}")),
+            JobError::Unavailable(m) => ApiError::new(crate::error::ErrorCode::BackendUnavailable, format!("job broker unavailable: {m}")),
         }
     }
 }

@@ -46,6 +46,7 @@ mod maintenance;
 mod metrics;
 pub mod model;
 mod reads;
+mod redis;
 mod report;
 pub mod reserved;
 mod runner;
@@ -56,6 +57,7 @@ mod tests;
 pub(crate) mod validate;
 mod worker;
 
+pub use self::redis::RedisBroker;
 pub use broker::JobBroker;
 pub use context::JobContext;
 pub use dispatch::{Broker, DynJobBroker};
@@ -231,6 +233,20 @@ impl JobQueue {
         }
         runner::start(self, bg);
         maintenance::start(self, bg);
+        if let Some(mut remote) = self.shared.broker.remote_ready(bg.shutdown.clone()) {
+            // Jobs other nodes made ready wake this node's pools and waiting workers; a
+            // gap in the notices wakes every pool.
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                while let Some(ready) = remote.recv().await {
+                    if ready.is_empty() {
+                        shared.wake_all();
+                    } else {
+                        shared.notify_ready(&ready);
+                    }
+                }
+            });
+        }
     }
 
     /// Runs one maintenance pass now (promote due jobs, expire leases, fire due schedules,

@@ -32,6 +32,17 @@ impl Shared {
         // External claims may name handled jobs explicitly, so they are always woken.
         self.external.notify_waiters();
     }
+
+    /// Wakes every pool and waiting worker (ready jobs may have been missed).
+    pub(crate) fn wake_all(&self) {
+        let now = self.clock.now();
+        for p in &self.pools {
+            p.activity.lock().ready(now);
+            p.notify.notify_waiters();
+            p.notify.notify_one();
+        }
+        self.external.notify_waiters();
+    }
 }
 
 impl JobQueue {
