@@ -239,3 +239,38 @@ async fn a_users_feed_is_the_same_on_every_node_and_live_on_each() {
     let (_, prefs) = b.get("/api/notifications/preferences/dana").await;
     assert_eq!(prefs["muted_types"], json!(["warning"]), "B applies preferences set on A");
 }
+
+/// A node whose job queue is in `redis`.
+async fn jobs_node(redis: &RedisServer) -> TestServer {
+    let url = redis.url();
+    TestServer::start_with(move |c| {
+        c.redis.url = Some(url);
+        c.job_queue.broker.kind = "redis".into();
+        c.modules.search.enabled = false;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_on_one_node_runs_in_the_handler_of_the_other_at_once() {
+    use hearth::jobs::{JobContext, JobFailure};
+    let redis = RedisServer::start();
+    let (a, b) = (jobs_node(&redis).await, jobs_node(&redis).await);
+    // Only node B can run `cluster.echo`; its workers sleep until told a job is ready.
+    b.app.jobs.handler("cluster.echo", |_ctx: JobContext, p: Value| async move { Ok::<_, JobFailure>(json!({"echo": p, "on": "b"})) });
+    let (st, body) = a.post("/api/jobs", json!({"name": "cluster.echo", "payload": {"n": 7}})).await;
+    assert_eq!(st, 201, "{body}");
+    let id = body["job_id"].as_str().unwrap().to_string();
+    let mut job = Value::Null;
+    for _ in 0..100 {
+        let (_, j) = a.get(&format!("/api/jobs/{id}")).await;
+        job = j;
+        if job["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "completed", "node B's in-process handler ran the job node A accepted: {job}");
+    assert_eq!(job["result"], json!({"echo": {"n": 7}, "on": "b"}));
+    assert_eq!(job["attempts"], 1, "it ran once: {job}");
+}
