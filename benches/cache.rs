@@ -8,6 +8,8 @@
 //!   wrapper's samples stalled on one load of the just-copied future (store forwarding),
 //!   which made the hit path look half as fast as it is;
 //! - L2 hit `get`s (L1 disabled) sequentially and with 16 concurrent tasks;
+//! - the cost of a miss (in neither tier) with the embedded L2 and with the Redis L2 (a
+//!   private redis-server), one task: mean microseconds per `get`;
 //! - `get_or_set` under contention: 64 tasks on one hot key (hits), and 64 tasks missing
 //!   together on a fresh key per round (single flight: one factory run per round);
 //! - `GET /api/cache/{key}` requests/s on a real server at 32 connections, measured with
@@ -194,6 +196,37 @@ fn l2_hits(rt: &tokio::runtime::Runtime) {
     });
 }
 
+/// Mean time of a `get` that misses both tiers, on `cache`, over [`BUDGET`].
+async fn miss_cost(cache: &Cache) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < BUDGET {
+        black_box(cache.get(&format!("absent-{n}")).await.unwrap());
+        n += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn l2_misses(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = hearth::cluster::test_server::RedisServer::start();
+    rt.block_on(async {
+        let embedded = Cache::new(store, Arc::new(SystemClock), CacheConfig::default());
+        let cfg = hearth::cluster::RedisConfig { url: Some(server.url()), ..Default::default() };
+        let redis = hearth::cluster::Redis::connect(&cfg).await.unwrap();
+        let l2 = Cache::configured_l2(Store::open(tempfile::tempdir().unwrap().path()).unwrap(), Some(redis), &{
+            let mut c = CacheConfig::default();
+            c.l2.backend = hearth::cache::config::L2Backend::Redis;
+            c
+        })
+        .unwrap();
+        let on_redis = Cache::with_backend(Arc::new(SystemClock), CacheConfig::default(), Some(l2));
+        let (e, r) = (miss_cost(&embedded).await, miss_cost(&on_redis).await);
+        println!("miss in both tiers (one task): embedded L2 {e:.1} us/get, Redis L2 {r:.1} us/get (+{:.1} us)", r - e);
+    });
+}
+
 fn contention(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -328,6 +361,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     l1_vs_raw(&rt);
     l2_hits(&rt);
+    l2_misses(&rt);
     contention(&rt);
     http_gets(&rt);
 }

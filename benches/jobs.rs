@@ -16,6 +16,7 @@
 
 use hearth::app::Background;
 use hearth::clock::{SharedClock, SystemClock};
+use hearth::cluster::test_server::RedisServer;
 use hearth::events::EventBus;
 use hearth::jobs::config::{JobQueueConfig, WorkerPoolConfig};
 use hearth::jobs::{Broker, EnqueueRequest, Job, JobHooks, JobQueue};
@@ -67,42 +68,12 @@ fn queue_on(dir: &std::path::Path, workers: usize, broker: Option<Broker>) -> (J
     (q, store)
 }
 
-/// A private redis-server with `appendonly yes, appendfsync always`, stopped on drop.
-struct RedisServer {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        std::thread::sleep(Duration::from_millis(300));
-        RedisServer { child, url: format!("redis://127.0.0.1:{port}/0"), _dir: dir }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The Redis broker: bulk add of `n` no-op jobs (batches of 1000), then `workers`
 /// in-process workers run them; prints enqueue and processed jobs/s (BullMQ's shape).
 async fn redis_in_process(n: usize, workers: usize) {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = hearth::cluster::RedisConfig { url: Some(server.url.clone()), ..Default::default() };
+    let cfg = hearth::cluster::RedisConfig { url: Some(server.url()), ..Default::default() };
     let redis = hearth::cluster::Redis::connect(&cfg).await.unwrap();
     let (q, _store) = queue_on(dir.path(), workers, Some(Broker::custom(hearth::jobs::RedisBroker::new(redis))));
     let counter = Arc::new(Counter { done: AtomicUsize::new(0), target: AtomicUsize::new(n), notify: Notify::new() });
@@ -230,7 +201,7 @@ async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&Red
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
     if let Some(r) = redis {
-        config.redis.url = Some(r.url.clone());
+        config.redis.url = Some(r.url());
         config.job_queue.broker.kind = "redis".into();
     }
     config.job_queue.workers.clear();

@@ -4,7 +4,10 @@
 //!   and with an event-bus subscriber (so every update is serialised and broadcast);
 //! - updates/s through `PATCH /api/progress/{id}` on a real server (32 concurrent clients);
 //! - WebSocket delivery latency (update call → frame parsed by the client), p50/p99/max,
-//!   with 1,000 subscribers on one id and with 1,000 ids (one subscriber each).
+//!   with 1,000 subscribers on one id and with 1,000 ids (one subscriber each);
+//! - cross-node event latency: an event published on node A's bus (Redis Streams
+//!   transport, a private redis-server with `appendfsync always`) until node B's
+//!   subscriber has it, p50/p99/max.
 //!
 //! Run: `cargo bench --bench progress`
 
@@ -244,6 +247,45 @@ fn report_latency(label: &str, updates: usize, expected: usize, lat: &[u64]) {
     );
 }
 
+/// Publishes `n` events on one bus and times their arrival on another bus sharing a
+/// redis-server (one event every millisecond).
+async fn cross_node(n: usize) -> Vec<u64> {
+    let server = hearth::cluster::test_server::RedisServer::start();
+    let cfg = hearth::cluster::RedisConfig { url: Some(server.url()), ..Default::default() };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut buses = Vec::new();
+    for _ in 0..2 {
+        let redis = hearth::cluster::Redis::connect(&cfg).await.unwrap();
+        let t = hearth::events::RedisTransport::start(redis, 4096, shutdown.clone()).await.unwrap();
+        buses.push(EventBus::with_transport(Arc::new(t)));
+    }
+    let mut sub = buses[1].subscribe();
+    let start = Instant::now();
+    let receiver = tokio::spawn(async move {
+        let mut lat = Vec::with_capacity(n);
+        while lat.len() < n {
+            match tokio::time::timeout(Duration::from_secs(10), sub.recv()).await {
+                Ok(Ok(e)) if e.topic == "bench.tick" => {
+                    let sent = e.data["sent_us"].as_u64().unwrap_or(0);
+                    lat.push(start.elapsed().as_micros() as u64 - sent);
+                }
+                Ok(Ok(_)) | Ok(Err(_)) => {}
+                Err(_) => break,
+            }
+        }
+        lat
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..n {
+        let sent = start.elapsed().as_micros() as u64;
+        buses[0].emit("bench.tick", &i.to_string(), None, serde_json::json!({ "sent_us": sent }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let lat = receiver.await.unwrap();
+    shutdown.cancel();
+    lat
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -260,5 +302,14 @@ fn main() {
         report_latency("ws, 1000 subscribers on 1 id (1 update / 20 ms)", updates, updates * 1000, &lat);
         let (updates, lat) = ws_latency(1000, 1000, 3, Duration::from_millis(1)).await;
         report_latency("ws, 1000 ids x 1 subscriber (1 update / ms)", updates, updates, &lat);
+        let mut lat = cross_node(2000).await;
+        lat.sort_unstable();
+        println!(
+            "cross-node events (redis streams, node A publish -> node B subscriber, 1 event / ms): {} events, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            pct(&lat, 1.0)
+        );
     });
 }
