@@ -1,6 +1,7 @@
-//! Two hearth nodes sharing one redis-server act as one service (the parts with a Redis
-//! backend so far: the event transport, progress and the cache's L2). Each test starts
-//! its own redis-server (append-only, `appendfsync always`) on a free port.
+//! Two hearth nodes in one test process sharing one redis-server act as one service: the
+//! event transport, progress, the cache's L2, exports, notifications and the job queue
+//! (`nodes.rs` does the same with two `hearth serve` processes). Each test starts its own
+//! redis-server (append-only, `appendfsync always`) on a free port.
 
 use crate::common::TestServer;
 use futures::{SinkExt, StreamExt};
@@ -153,43 +154,48 @@ async fn a_node_cut_off_from_the_change_feed_still_ends_up_reading_the_new_value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_and_their_sources_are_shared_by_the_nodes() {
     let redis = RedisServer::start();
-    // Files need shared storage too: here one directory both nodes write.
+    // Files need shared storage too: here one directory both nodes write. The job queue
+    // is in Redis as well, and node A runs no in-process workers: what A accepts, B renders.
     let files = tempfile::tempdir().unwrap();
-    let start = |url: String, files: String| {
+    let start = |url: String, files: String, workers: bool| {
         TestServer::start_with(move |c| {
             c.redis.url = Some(url);
             c.export.store = hearth::cluster::StoreKind::Redis;
             c.export.storage.path = files;
+            c.job_queue.broker.kind = "redis".into();
+            if !workers {
+                c.job_queue.workers.clear();
+            }
             c.modules.search.enabled = false;
         })
     };
     let dir = files.path().to_string_lossy().into_owned();
-    let a = start(redis.url(), dir.clone()).await;
-    let b = start(redis.url(), dir).await;
+    let a = start(redis.url(), dir.clone(), false).await;
+    let b = start(redis.url(), dir, true).await;
     let (st, body) = a.post("/api/documents", json!({"id": "d1", "title": "Shared", "content": "Written on A."})).await;
     assert_eq!(st, 201, "{body}");
     let (st, body) = b.get("/api/documents/d1").await;
     assert_eq!(st, 200, "B reads the document A stored: {body}");
 
-    let (st, resp) = b.post("/api/exports", json!({"source_type": "document", "source_id": "d1", "format": "md"})).await;
-    assert_eq!(st, 202, "B exports A's document: {resp}");
+    let (st, resp) = a.post("/api/exports", json!({"source_type": "document", "source_id": "d1", "format": "md"})).await;
+    assert_eq!(st, 202, "A accepts the export: {resp}");
     let id = resp["job_id"].as_str().unwrap().to_string();
     let mut record = Value::Null;
     for _ in 0..500 {
-        let (st, body) = a.get(&format!("/api/exports/{id}")).await;
-        assert_eq!(st, 200, "A knows the export B created: {body}");
+        let (st, body) = b.get(&format!("/api/exports/{id}")).await;
+        assert_eq!(st, 200, "B knows the export A created: {body}");
         record = body;
         if record["status"] == "completed" || record["status"] == "failed" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["status"], "completed", "B's workers rendered it from the stored source: {record}");
     let r = reqwest::get(a.url(&format!("/api/exports/{id}/download"))).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Written on A."), "A serves the file B rendered");
-    let (_, listed) = a.get("/api/exports").await;
-    assert!(listed.to_string().contains(&id), "A lists B's export: {listed}");
+    let (_, listed) = b.get("/api/exports").await;
+    assert!(listed.to_string().contains(&id), "B lists A's export: {listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
