@@ -15,6 +15,7 @@ mod serve;
 mod system;
 
 pub mod cache;
+pub mod embeddings;
 pub mod export;
 pub mod jobs;
 pub mod notify;
@@ -67,7 +68,7 @@ const MODULE_PREFIXES: &[(&str, &[&str])] = &[
     ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules"]),
     ("cache", &["/api/cache"]),
     ("export", &["/api/exports", "/api/transcripts", "/api/documents"]),
-    ("search", &["/api/search"]),
+    ("search", &["/api/search", "/v1/embeddings"]),
 ];
 
 /// The full router with its OpenAPI document.
@@ -118,7 +119,7 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         ("job_queue", m.job_queue.enabled, jobs::routes),
         ("cache", m.cache.enabled, cache::routes),
         ("export", m.export.enabled, export::routes),
-        ("search", m.search.enabled, search::routes),
+        ("search", m.search.enabled, || search::routes().merge(embeddings::routes())),
     ];
     for (name, enabled, routes) in modules {
         if enabled {

@@ -34,6 +34,21 @@ impl SearchConfig {
                 format!("the '{}' search store is not in this build yet; use embedded", self.vector_db.kind),
             ));
         }
+        if !["local", "openai"].contains(&self.embeddings.provider.as_str()) {
+            return Err(ConfigError::invalid(
+                "search.embeddings.provider",
+                format!(
+                    "unknown provider '{}': use 'local' (the bundled ONNX model) or 'openai' (an OpenAI-compatible API)",
+                    self.embeddings.provider
+                ),
+            ));
+        }
+        if self.embeddings.provider == "openai" && !self.embeddings.base_url.starts_with("http") {
+            return Err(ConfigError::invalid("search.embeddings.base_url", "must be an http(s) URL such as https://api.openai.com/v1"));
+        }
+        if self.embeddings.provider == "openai" && !(1..=super::openai::MAX_INPUTS).contains(&self.embeddings.batch_size) {
+            return Err(ConfigError::invalid("search.embeddings.batch_size", "must be from 1 to 2048 with the openai provider"));
+        }
         if self.chunking.overlap >= self.chunking.size {
             return Err(ConfigError::invalid("search.chunking.overlap", "must be smaller than search.chunking.size"));
         }
@@ -105,10 +120,16 @@ impl Default for VectorDbConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddingsConfig {
-    /// `local` (fastembed ONNX, default) or `openai` (reserved for the adapter).
+    /// `local` (fastembed ONNX, default) or `openai` (an OpenAI-compatible embeddings API
+    /// at `base_url`: OpenAI, or another hearth's `/v1/embeddings`).
     pub provider: String,
-    /// Model name, informational for `local`.
+    /// Model name: informational for `local`, the model asked for with `openai`.
     pub model: String,
+    /// `openai`: the API's base URL, up to the version (`https://api.openai.com/v1`; for
+    /// a hearth, `http://host:port/v1`).
+    pub base_url: String,
+    /// `openai`: timeout of one request, milliseconds.
+    pub timeout_ms: u64,
     /// Directory with model.onnx, tokenizer files and the ONNX Runtime library.
     pub model_dir: String,
     /// Vector dimension.
@@ -126,6 +147,8 @@ impl Default for EmbeddingsConfig {
         EmbeddingsConfig {
             provider: "local".into(),
             model: "all-MiniLM-L6-v2".into(),
+            base_url: "https://api.openai.com/v1".into(),
+            timeout_ms: 30_000,
             model_dir: "./models".into(),
             dimension: 384,
             batch_size: 100,

@@ -38,6 +38,13 @@ pub trait Embedder: Send + Sync {
 
     /// Identifies the model, so cached vectors of another model are never reused.
     fn model_id(&self) -> &str;
+
+    /// How many tokens of `text` the model reads (after truncation to its limit), when
+    /// the embedder can tell (the `usage` of `/v1/embeddings`).
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        let _ = text;
+        None
+    }
 }
 
 /// File name of the ONNX Runtime library looked up in the model directory (first found wins).
@@ -190,6 +197,11 @@ impl Embedder for FastEmbedder {
 
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        // The query session's tokenizer truncates at the model's limit, as embedding does.
+        self.sessions.query.lock().tokenizer.encode(text, true).ok().map(|e| e.len())
     }
 }
 

@@ -23,6 +23,9 @@ pub enum SearchError {
     /// The embedding model failed on input it should accept.
     #[error("embedding failed: {0}")]
     Embedding(String),
+    /// A remote embeddings API refused the input (a 4xx other than 401/403); its message.
+    #[error("the embeddings API refused the input: {0}")]
+    Refused(String),
     /// The keyword index failed.
     #[error("keyword index error: {0}")]
     Index(String),
@@ -55,6 +58,7 @@ impl From<SearchError> for ApiError {
             SearchError::NotFound(id) => ApiError::not_found("document", &id),
             SearchError::Unavailable(why) => ApiError::unavailable(format!("semantic search unavailable: {why}")),
             e @ SearchError::Unreachable(_) => ApiError::unavailable(e.to_string()),
+            e @ SearchError::Refused(_) => ApiError::new(crate::error::ErrorCode::BadRequest, e.to_string()),
             SearchError::Store(s) => ApiError::from(s),
             other => ApiError::internal(other),
         }

@@ -79,10 +79,22 @@ impl SearchService {
         if !matches!(*inner.model.read(), ModelState::Loading) {
             return;
         }
-        let state = if cfg.provider != "local" {
-            ModelState::Missing(format!("embedding provider '{}' is not available in this build; use 'local'", cfg.provider))
-        } else {
-            match super::embed::load_shared(Path::new(&cfg.model_dir), cfg.max_seq_length, cfg.batch_size, &cfg.model) {
+        let loaded: Result<std::sync::Arc<dyn super::embed::Embedder>, SearchError> = match cfg.provider.as_str() {
+            "openai" => super::openai::OpenAiEmbedder::new(super::openai::OpenAiSettings {
+                base_url: cfg.base_url.clone(),
+                model: cfg.model.clone(),
+                dimension: cfg.dimension,
+                batch_size: cfg.batch_size,
+                api_key: cfg.api_key.clone(),
+                timeout: std::time::Duration::from_millis(cfg.timeout_ms.max(1)),
+            })
+            // On the blocking pool here: the probe's request runs on the caller's runtime.
+            .and_then(|e| tokio::runtime::Handle::current().block_on(e.probe()).map(|()| e))
+            .map(|e| std::sync::Arc::new(e) as _),
+            _ => super::embed::load_shared(Path::new(&cfg.model_dir), cfg.max_seq_length, cfg.batch_size, &cfg.model).map(|e| e as _),
+        };
+        let state = {
+            match loaded {
                 Ok(e) => ModelState::Ready(e),
                 Err(e) => {
                     let why = match e {

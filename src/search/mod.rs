@@ -35,6 +35,7 @@ pub mod hooks;
 mod ingest;
 mod lifecycle;
 pub mod model;
+pub mod openai;
 mod query;
 mod service;
 

@@ -206,6 +206,13 @@ impl SearchService {
         }
     }
 
+    /// The embedder once loading is over (as requests wait for it), when semantic search
+    /// is available.
+    pub async fn loaded_embedder(&self) -> Result<Arc<dyn Embedder>, SearchError> {
+        self.wait_loaded().await;
+        self.embedder_handle()
+    }
+
     pub(super) async fn wait_loaded(&self) {
         let mut rx = self.inner.loaded.subscribe();
         let _ = rx.wait_for(|v| *v).await;

@@ -223,6 +223,7 @@ fn table(f: &Fixture) -> Vec<Row> {
         row("POST", "/api/search/index", "/api/search/index", Some(json!({"id": "s1", "content": "x"})), F, F),
         row("POST", "/api/search/index/batch", "/api/search/index/batch", Some(json!({"documents": [{"id": "s2", "content": "x"}]})), F, F),
         row("GET", "/api/search/stats", "/api/search/stats", None, P, F),
+        row("POST", "/v1/embeddings", "/v1/embeddings", Some(json!({"input": "x", "model": "m"})), P, F),
         row("GET", "/api/search/{id}/similar", "/api/search/s1/similar", None, P, F),
         row("DELETE", "/api/search/{id}", "/api/search/s1", None, F, F),
     ]

@@ -2,6 +2,7 @@
 //! (run `bash models/fetch.sh` first).
 
 mod custom_store;
+mod embeddings;
 mod pytrec;
 
 use crate::common::{Child, TestServer, assert_error, split};
