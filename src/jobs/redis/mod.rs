@@ -419,6 +419,16 @@ impl RedisBroker {
         }
     }
 
+    /// Deletes up to `limit` final jobs of `queue` in `status` (the bulk purge).
+    pub async fn delete_queue_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let args = vec![queue.as_bytes().to_vec(), status.as_str().as_bytes().to_vec(), limit.to_string().into_bytes()];
+        let n: i64 = self.run(&scripts::DELETE_JOBS, &args).await?;
+        Ok(n as usize)
+    }
+
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }

@@ -151,6 +151,14 @@ local function promote(now, limit)
   end
 end
 
+local function remove_final(id, st)
+  local q = redis.call('HGET', jk(id), 'q') or ''
+  for _, z in ipairs({'all', 's:' .. st, 'q:' .. q, 'qs:' .. q .. ':' .. st, 'f:' .. st, 'fc:' .. q}) do
+    redis.call('ZREM', P .. z, id)
+  end
+  redis.call('DEL', jk(id), P .. 'dep:' .. id)
+end
+
 local ROW = {'j', 'st', 'a', 'w', 'lu', 'sa', 'fa', 'rsn', 'cr', 'pid', 'sq', 'rev', 'inp'}
 local function row(id)
   local r = redis.call('HMGET', jk(id), unpack(ROW))
@@ -517,15 +525,25 @@ local gone = 0
 for _, sb in ipairs({{'completed', ARGV[1]}, {'cancelled', ARGV[1]}, {'dead', ARGV[2]}}) do
   local st = sb[1]
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'f:' .. st, '-inf', sb[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
-    local q = redis.call('HGET', jk(id), 'q') or ''
-    for _, z in ipairs({'all', 's:' .. st, 'q:' .. q, 'qs:' .. q .. ':' .. st, 'f:' .. st, 'fc:' .. q}) do
-      redis.call('ZREM', P .. z, id)
-    end
-    redis.call('DEL', jk(id), P .. 'dep:' .. id)
+    remove_final(id, st)
     gone = gone + 1
   end
 end
 return gone
+"#,
+    )
+});
+
+/// Deletes final jobs of one queue and status (the bulk purge). ARGV: queue, status
+/// (`completed`, `dead` or `cancelled`), limit. Returns how many it deleted.
+pub static DELETE_JOBS: LazyLock<Script> = LazyLock::new(|| {
+    with_lib(
+        r#"
+local q, st = ARGV[1], ARGV[2]
+if not FINAL[st] then return 0 end
+local ids = redis.call('ZRANGE', P .. 'qs:' .. q .. ':' .. st, 0, tonumber(ARGV[3]) - 1)
+for _, id in ipairs(ids) do remove_final(id, st) end
+return #ids
 "#,
     )
 });

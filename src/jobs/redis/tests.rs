@@ -97,3 +97,29 @@ async fn two_nodes_share_one_queue_and_each_job_runs_once() {
     assert_eq!(taken.len(), 200, "every job was claimed");
     assert!(per_node[0] > 0 && per_node[1] > 0, "both nodes took jobs: {per_node:?}");
 }
+
+#[tokio::test]
+async fn a_purge_deletes_only_final_jobs_of_its_queue_and_status() {
+    let mut h = OnServer::new();
+    let b = h.fresh(t0()).await;
+    let jobs = (0..6).map(|i| NewJob { job: job(&format!("j{i}")), chosen_id: true }).collect();
+    b.enqueue(jobs, t0(), &nobody()).await.expect("enqueue");
+    let holder = Holder::Worker { id: "w", lease_ms: 60_000 };
+    let claimed = b.claim(&["default".to_string()], Names::Except(&[]), holder, 4, t0()).await.expect("claim").jobs;
+    let ends = claimed
+        .iter()
+        .map(|j| RunEnd { id: j.id.clone(), worker_id: Some("w".into()), outcome: crate::jobs::broker::RunOutcome::Complete(None) })
+        .collect();
+    assert!(b.finish(ends, at(1)).await.results.iter().all(Result::is_ok));
+    assert_eq!(b.delete_queue_jobs("default", JobStatus::Pending, 10).await.unwrap(), 0, "a live status deletes nothing");
+    assert_eq!(b.delete_queue_jobs("other", JobStatus::Completed, 10).await.unwrap(), 0);
+    assert_eq!(b.delete_queue_jobs("default", JobStatus::Completed, 3).await.unwrap(), 3, "bounded by the limit");
+    assert_eq!(b.delete_queue_jobs("default", JobStatus::Completed, 3).await.unwrap(), 1);
+    let q = b.queue_stats(at(2)).await.unwrap().into_iter().find(|s| s.name == "default").unwrap();
+    assert_eq!((q.count(JobStatus::Completed), q.count(JobStatus::Pending)), (0, 2));
+    assert_eq!(
+        b.list(ListFilter { limit: 50, ..Default::default() }).await.unwrap().jobs.len(),
+        2,
+        "purged jobs are gone from the listing"
+    );
+}
