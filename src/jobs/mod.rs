@@ -29,6 +29,7 @@
 //!   expression.
 
 pub mod broker;
+pub mod bulk;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -57,6 +58,7 @@ pub(crate) mod validate;
 mod worker;
 
 pub use broker::JobBroker;
+pub use bulk::{BulkOutcome, MAX_BULK};
 pub use context::JobContext;
 pub use dispatch::{Broker, DynJobBroker};
 pub use embedded::EmbeddedBroker;

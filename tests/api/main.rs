@@ -18,3 +18,4 @@ mod progress;
 mod resp;
 mod seams;
 mod search;
+mod ui;
