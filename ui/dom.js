@@ -22,11 +22,12 @@ export function h(tag, attrs, ...children) {
 /** A status pill. */
 export const badge = (s) => h('span', { class: 'badge s-' + String(s).toLowerCase() }, s);
 
-/** "3 s ago", "in 2 min". */
+/** "3 s ago", "in 2 min", "just now". */
 export function ago(t) {
   if (!t) return '';
   const s = Math.round((Date.parse(t) - Date.now()) / 1000);
   const a = Math.abs(s);
+  if (a < 3) return 'just now';
   const v = a < 60 ? a + ' s' : a < 3600 ? Math.round(a / 60) + ' min' : a < 86400 ? Math.round(a / 3600) + ' h' : Math.round(a / 86400) + ' d';
   return s < 0 ? v + ' ago' : 'in ' + v;
 }
@@ -96,3 +97,6 @@ export function progressBar(percent) {
   bar.set(percent);
   return bar;
 }
+
+/** A timestamp as local time with how long ago it was: "02/12/2026, 07:50:43 (3 s ago)". */
+export const when = (t) => (t ? `${new Date(t).toLocaleString()} (${ago(t)})` : '');

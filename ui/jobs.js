@@ -4,7 +4,7 @@
 // Everything updates live from /ws/jobs (no polling).
 
 import { get, post, del, live } from './api.js';
-import { h, badge, ago, num, attempt, failure, liveDot, throttle, toast, progressBar } from './dom.js';
+import { h, badge, ago, when, num, attempt, failure, liveDot, throttle, toast, progressBar } from './dom.js';
 
 const STATUSES = ['pending', 'scheduled', 'running', 'failed', 'dead', 'completed', 'cancelled'];
 const RETRYABLE = ['failed', 'dead', 'cancelled'];
@@ -132,7 +132,7 @@ async function queuesPage(root, _arg, params) {
       const ss = await get('/api/schedules');
       schedBody.replaceChildren(...(ss.length ? ss.map((s) => h('tr', {},
         h('td', {}, s.name), h('td', { class: 'mono' }, s.cron), h('td', {}, s.timezone), h('td', {}, `${s.job.name} → ${s.job.queue || 'default'}`),
-        h('td', { title: s.next_run || '' }, s.next_run ? `${new Date(s.next_run).toLocaleString()} (${ago(s.next_run)})` : '–'),
+        h('td', { title: s.next_run || '' }, s.next_run ? when(s.next_run) : '–'),
         h('td', {}, s.last_job_id ? h('a', { href: '#/job/' + encodeURIComponent(s.last_job_id) }, ago(s.last_run)) : '–'))) : [h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No schedules.'))]));
     } catch (e) { schedBody.replaceChildren(h('tr', {}, h('td', { colspan: 6 }, failure(e)))); }
   };
@@ -209,16 +209,16 @@ async function jobPage(root, id) {
         h('div', { class: 'row' }, h('h1', { class: 'mono' }, j.id), badge(j.status), h('span', { class: 'spacer' }), jobActions(j, load)),
         h('dl', { class: 'kv' },
           kv('Name', j.name), kv('Queue', h('a', { href: '#/queues?queue=' + encodeURIComponent(j.queue) }, j.queue)), kv('Priority', j.priority),
-          kv('Attempts', `${j.attempts} of ${j.max_attempts}`), kv('Run at', j.run_at), kv('Created', j.created_at), kv('Started', j.started_at),
-          kv('Finished', j.finished_at), kv('Worker', j.worker_id), kv('Lease until', j.lease_until), kv('Reason', j.reason),
+          kv('Attempts', `${j.attempts} of ${j.max_attempts}`), kv('Run at', when(j.run_at)), kv('Created', when(j.created_at)), kv('Started', when(j.started_at)),
+          kv('Finished', when(j.finished_at)), kv('Worker', j.worker_id), kv('Lease until', when(j.lease_until)), kv('Reason', j.reason),
           kv('Depends on', j.depends_on && j.depends_on.length ? j.depends_on.map((d) => h('a', { href: '#/job/' + encodeURIComponent(d), class: 'mono' }, d, ' ')) : ''),
           kv('Progress', j.progress_id ? progress : ''))),
       h('div', { class: 'cols' },
         h('div', { class: 'card' }, h('h2', {}, 'Payload'), h('pre', { class: 'json' }, JSON.stringify(j.payload, null, 2))),
         h('div', { class: 'card' }, h('h2', {}, 'Result'), j.result === undefined || j.result === null ? h('div', { class: 'empty' }, 'No result yet.') : h('pre', { class: 'json' }, JSON.stringify(j.result, null, 2)))),
       h('div', { class: 'card scroll' }, h('h2', {}, 'Errors'),
-        j.errors && j.errors.length ? h('table', { id: 'errors' }, h('thead', {}, h('tr', {}, h('th', {}, 'Attempt'), h('th', {}, 'When'), h('th', {}, 'Error'))),
-          h('tbody', {}, j.errors.map((e) => h('tr', {}, h('td', { class: 'num' }, e.attempt), h('td', { title: e.at }, `${e.at} (${ago(e.at)})`), h('td', { class: 'error' }, e.error)))))
+        j.errors && j.errors.length ? h('table', { id: 'errors' }, h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Attempt'), h('th', {}, 'When'), h('th', {}, 'Error'))),
+          h('tbody', {}, j.errors.map((e) => h('tr', {}, h('td', { class: 'num' }, e.attempt), h('td', { title: e.at }, when(e.at)), h('td', { class: 'error' }, e.error)))))
           : h('div', { class: 'empty' }, 'No errors.')));
     return j;
   };

@@ -6,7 +6,7 @@
 import { get, post, del, raw, live } from './api.js';
 import { h, badge, ago, num, bytes, attempt, failure, liveDot, throttle, toast, progressBar } from './dom.js';
 
-const stat = (k, v, id) => h('div', { class: 'stat', id }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v));
+const stat = (k, v, id, small) => h('div', { class: small ? 'stat small' : 'stat', id }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v));
 const table = (heads, body, id) => h('table', { id }, h('thead', {}, h('tr', {}, heads.map((t) => h('th', { class: t.startsWith('#') ? 'num' : '' }, t.replace(/^#/, ''))))), body);
 const emptyRow = (cols, text) => h('tr', { class: 'none' }, h('td', { colspan: cols, class: 'empty' }, text));
 
@@ -235,7 +235,7 @@ async function search(root) {
   try {
     const s = await get('/api/search/stats');
     statsBox.replaceChildren(stat('Documents', num(s.documents)), stat('Chunks', num(s.chunks)), stat('Vectors', num(s.vectors)),
-      stat('Semantic', s.semantic_ready ? 'ready' : 'off'), stat('Model', s.model || '–'));
+      stat('Semantic', s.semantic_ready ? 'ready' : 'off'), stat('Model', s.model || '–', undefined, true));
     if (!s.semantic_ready && s.semantic_unavailable_reason) statsBox.append(h('div', { class: 'stat muted' }, s.semantic_unavailable_reason));
   } catch (e) { statsBox.replaceChildren(failure(e)); }
   return null;
