@@ -59,8 +59,9 @@ export async function ticket() {
 
 /**
  * A WebSocket on `path` that reconnects (with a fresh ticket) until closed. `onEvent(event,
- * data)` gets every frame; `onOpen(send)` runs after each (re)connect, e.g. to subscribe;
- * `onState(connected)` drives a "live" indicator.
+ * data)` gets every frame; `onOpen(send)` runs after each (re)connect, e.g. to subscribe
+ * or to re-read what may have changed before the stream was connected; `onState(connected)`
+ * drives a "live" indicator.
  */
 export function live(path, params, { onEvent, onOpen, onState }) {
   let ws = null;

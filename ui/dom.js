@@ -75,18 +75,29 @@ export function liveDot() {
   return el;
 }
 
-/** Calls `fn` at most once per `ms`, trailing. */
+/**
+ * Calls the async `fn` at most once per `ms`, never two at a time, and once more after
+ * the last call (so a burst of events ends with a fresh view).
+ */
 export function throttle(fn, ms) {
-  let timer = null;
+  let busy = false;
   let again = false;
-  return () => {
-    if (timer) { again = true; return; }
-    fn();
-    timer = setTimeout(function tick() {
-      timer = null;
-      if (again) { again = false; fn(); timer = setTimeout(tick, ms); }
-    }, ms);
+  const run = async () => {
+    busy = true;
+    try { await fn(); } catch { /* loaders report their own errors */ }
+    setTimeout(() => { busy = false; if (again) { again = false; run(); } }, ms);
   };
+  return () => { if (busy) again = true; else run(); };
+}
+
+/**
+ * Orders the answers of a loader that may be called again before its last call answered:
+ * `const current = turn();` before the request, `if (!current()) return;` after it — an
+ * older answer never overwrites a newer one.
+ */
+export function turns() {
+  let n = 0;
+  return () => { const mine = ++n; return () => mine === n; };
 }
 
 /** A progress bar at `percent` (0–100); `set(p)` moves it. */

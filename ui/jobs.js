@@ -4,7 +4,7 @@
 // Everything updates live from /ws/jobs (no polling).
 
 import { get, post, del, live } from './api.js';
-import { h, badge, ago, when, num, attempt, failure, liveDot, throttle, toast, progressBar } from './dom.js';
+import { h, badge, ago, when, num, attempt, failure, liveDot, throttle, toast, progressBar, turns } from './dom.js';
 
 const STATUSES = ['pending', 'scheduled', 'running', 'failed', 'dead', 'completed', 'cancelled'];
 const RETRYABLE = ['failed', 'dead', 'cancelled'];
@@ -95,9 +95,12 @@ async function queuesPage(root, _arg, params) {
   const more = h('button', { type: 'button', class: 'hidden' }, 'Next page');
   let cursor = null;
 
+  const [queuesTurn, jobsTurn, runningTurn] = [turns(), turns(), turns()];
   const refreshQueues = async () => {
+    const current = queuesTurn();
     try {
       const qs = await get('/api/queues');
+      if (!current()) return;
       queuesBody.replaceChildren(...(qs.length ? qs.map((q) => queueRow(q, refreshAll)) : [h('tr', {}, h('td', { colspan: 13, class: 'empty' }, 'No queues yet: enqueue a job with POST /api/jobs.'))]));
       const sel = root.querySelector('#f-queue');
       for (const q of qs) if (![...sel.options].some((o) => o.value === q.name)) sel.append(h('option', { value: q.name }, q.name));
@@ -110,8 +113,10 @@ async function queuesPage(root, _arg, params) {
     return '/api/jobs?' + q;
   };
   const loadJobs = async (append) => {
+    const current = jobsTurn();
     try {
       const page = await get(listUrl(append ? cursor : null));
+      if (!current()) return;
       const rows = page.jobs.map((j) => jobRow(j, refreshAll));
       if (append) jobsBody.append(...rows);
       else jobsBody.replaceChildren(...(rows.length ? rows : [h('tr', { class: 'none' }, h('td', { colspan: 8, class: 'empty' }, 'No jobs match.'))]));
@@ -120,8 +125,10 @@ async function queuesPage(root, _arg, params) {
     } catch (e) { jobsBody.replaceChildren(h('tr', {}, h('td', { colspan: 8 }, failure(e)))); }
   };
   const loadRunning = async () => {
+    const current = runningTurn();
     try {
       const page = await get('/api/jobs?status=running&limit=20' + (filter.queue ? '&queue=' + encodeURIComponent(filter.queue) : ''));
+      if (!current()) return;
       runningBody.replaceChildren(...(page.jobs.length ? page.jobs.map((j) => h('tr', {},
         h('td', { class: 'mono' }, h('a', { href: '#/job/' + encodeURIComponent(j.id) }, j.id)), h('td', {}, j.queue), h('td', {}, j.name),
         h('td', {}, j.worker_id || ''), h('td', {}, ago(j.started_at)), h('td', {}, j.lease_until ? ago(j.lease_until) : ''))) : [h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No job is running.'))]));
@@ -186,7 +193,8 @@ async function queuesPage(root, _arg, params) {
         h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Cron', 'Zone', 'Job', 'Next run', 'Last run'].map((t) => h('th', {}, t)))), schedBody))));
 
   await Promise.all([refreshQueues(), loadJobs(false), loadRunning(), loadSchedules()]);
-  const stream = live('/ws/jobs', {}, { onEvent, onState: dot.set, onOpen: () => throttledCounts() });
+  // What changed between the first load and the stream's (re)connection is read again.
+  const stream = live('/ws/jobs', {}, { onEvent, onState: dot.set, onOpen: () => { throttledCounts(); loadJobs(false); } });
   return () => stream.close();
 }
 
@@ -225,7 +233,7 @@ async function jobPage(root, id) {
   const j = await load();
   if (j) {
     const reload = throttle(load, 500);
-    stream = live('/ws/jobs', { queue: j.queue }, { onEvent: (ev, d) => { if (ev === 'resync' || d.id === id) reload(); }, onState: dot.set });
+    stream = live('/ws/jobs', { queue: j.queue }, { onEvent: (ev, d) => { if (ev === 'resync' || d.id === id) reload(); }, onState: dot.set, onOpen: reload });
   }
   return () => stream && stream.close();
 }

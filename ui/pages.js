@@ -4,7 +4,7 @@
 // polls on a timer.
 
 import { get, post, del, raw, live } from './api.js';
-import { h, badge, ago, num, bytes, attempt, failure, liveDot, throttle, toast, progressBar } from './dom.js';
+import { h, badge, ago, num, bytes, attempt, failure, liveDot, throttle, toast, progressBar, turns } from './dom.js';
 
 const stat = (k, v, id, small) => h('div', { class: small ? 'stat small' : 'stat', id }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v));
 const table = (heads, body, id) => h('table', { id }, h('thead', {}, h('tr', {}, heads.map((t) => h('th', { class: t.startsWith('#') ? 'num' : '' }, t.replace(/^#/, ''))))), body);
@@ -36,7 +36,13 @@ async function overview(root) {
       stat('Indexed documents', search ? num(search.documents) : '–', 'm-docs'),
       stat('Index chunks / vectors', search ? `${num(search.chunks)} / ${num(search.vectors)}` : '–'));
   };
-  const loadQueues = async () => { try { queues = await get('/api/queues'); } catch { queues = []; } drawStats(); };
+  const turn = turns();
+  const loadQueues = async () => {
+    const current = turn();
+    let qs = [];
+    try { qs = await get('/api/queues'); } catch { /* the module may be off */ }
+    if (current()) { queues = qs; drawStats(); }
+  };
   const loadStats = async () => {
     [cache, search] = await Promise.all([get('/api/cache/stats').catch(() => null), get('/api/search/stats').catch(() => null)]);
     await loadQueues();
@@ -52,7 +58,7 @@ async function overview(root) {
   await Promise.all([loadReady(), loadStats()]);
   // Job counts follow the job event stream; a burst of events costs one refresh a second.
   const refresh = throttle(loadQueues, 1000);
-  const stream = live('/ws/jobs', {}, { onEvent: refresh, onState: dot.set });
+  const stream = live('/ws/jobs', {}, { onEvent: refresh, onState: dot.set, onOpen: refresh });
   return () => stream.close();
 }
 
@@ -129,9 +135,12 @@ async function notifications(root, _arg, params) {
     h('td', {}, badge(n.type)), h('td', {}, n.title), h('td', {}, n.message), h('td', { title: n.created_at }, ago(n.created_at)),
     h('td', {}, n.read ? 'read' : h('strong', {}, 'unread')), h('td', { 'data-deliveries': '' }, delivery(n.deliveries)),
     h('td', {}, n.read ? '' : h('button', { type: 'button', class: 'act', onclick: () => attempt(() => post(`/api/notifications/${encodeURIComponent(n.id)}/read`)) }, 'Mark read')));
+  const turn = turns();
   const load = async () => {
+    const current = turn();
     try {
       const [items, c] = await Promise.all([get('/api/notifications?limit=50&user_id=' + encodeURIComponent(user)), get('/api/notifications/unread_count?user_id=' + encodeURIComponent(user))]);
+      if (!current()) return;
       unread.textContent = c.unread_count;
       body.replaceChildren(...(items.length ? items.map(row) : [emptyRow(7, 'No notifications yet.')]));
     } catch (e) { body.replaceChildren(h('tr', {}, h('td', { colspan: 7 }, failure(e)))); }
@@ -140,6 +149,7 @@ async function notifications(root, _arg, params) {
   const reload = throttle(load, 500);
   const stream = live('/ws/notifications', { user_id: user }, {
     onState: dot.set,
+    onOpen: reload,
     onEvent: (ev, d) => {
       if (d && d.unread_count !== undefined) unread.textContent = d.unread_count;
       if (ev === 'notification.created') {
@@ -257,9 +267,12 @@ async function exportsPage(root) {
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     } catch (e) { toast(e.message, true); }
   };
+  const turn = turns();
   const load = async () => {
+    const current = turn();
     try {
       const xs = await get('/api/exports?limit=100');
+      if (!current()) return;
       body.replaceChildren(...(xs.length ? xs.map((x) => h('tr', { 'data-export': x.id },
         h('td', { class: 'mono' }, x.id), h('td', {}, x.source_type + (x.source_id ? ' ' + x.source_id : '')), h('td', {}, x.format),
         h('td', {}, badge(x.status)), h('td', {}, progressBar(x.progress)), h('td', { class: 'num' }, x.size ? bytes(x.size) : ''),
@@ -272,7 +285,7 @@ async function exportsPage(root) {
   await load();
   // Exports run as jobs named `export`: their steps refresh the list.
   const reload = throttle(load, 1000);
-  const stream = live('/ws/jobs', {}, { onEvent: (ev, d) => { if (ev === 'resync' || d.name === 'export') reload(); }, onState: dot.set });
+  const stream = live('/ws/jobs', {}, { onEvent: (ev, d) => { if (ev === 'resync' || d.name === 'export') reload(); }, onState: dot.set, onOpen: reload });
   return () => stream.close();
 }
 

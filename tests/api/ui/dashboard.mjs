@@ -17,7 +17,7 @@ const base = env('HEARTH_URL');
 const admin = env('HEARTH_ADMIN_KEY');
 const reader = env('HEARTH_READER_KEY');
 const shots = env('HEARTH_SCREENSHOTS');
-const WAIT = { timeout: 15000 };
+const WAIT = { timeout: 30000 };
 
 /** The API, as a program (not the browser) uses it. */
 async function api(method, path, body, key = admin) {
