@@ -120,19 +120,23 @@ impl JobFeed {
         Ok(JobFeed { rx: s.events.subscribe(), queues })
     }
 
-    /// The next event for this reader: `(topic, data)`, `("resync", {skipped})` after a
-    /// lag, `None` when the bus is gone. Cancel-safe.
-    async fn next(&mut self) -> Option<(String, Value)> {
+    /// The next event for this reader as `(topic, data as JSON text)`: a job step, or
+    /// `("resync", {"skipped": n})` after a lag; `None` when the bus is gone. The queue
+    /// filter reads the event without building anything; a kept event is serialised once.
+    /// Cancel-safe.
+    async fn next(&mut self) -> Option<(String, String)> {
         loop {
             match self.rx.recv().await {
                 Ok(e) if e.topic.starts_with("job.") => {
-                    let Some(ev) = JobEvent::of(&e.data, &e.at) else { continue };
-                    if self.queues.is_empty() || self.queues.contains(&ev.queue) {
-                        return Some((e.topic.clone(), serde_json::to_value(ev).unwrap_or_default()));
+                    let queue = e.data.get("queue").and_then(Value::as_str).unwrap_or_default();
+                    if !self.queues.is_empty() && !self.queues.iter().any(|q| q == queue) {
+                        continue;
                     }
+                    let Some(ev) = JobEvent::of(&e.data, &e.at) else { continue };
+                    return Some((e.topic.clone(), serde_json::to_string(&ev).unwrap_or_default()));
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(n)) => return Some(("resync".into(), serde_json::json!({"skipped": n}))),
+                Err(RecvError::Lagged(n)) => return Some(("resync".into(), format!("{{\"skipped\":{n}}}"))),
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -142,7 +146,9 @@ impl JobFeed {
 impl stream::Source for JobFeed {
     async fn next(&mut self) -> Option<Message> {
         let (topic, data) = JobFeed::next(self).await?;
-        Some(stream::frame(&topic, &data))
+        // `data` is JSON already: the frame is assembled around it rather than re-parsed.
+        let topic = serde_json::to_string(&topic).unwrap_or_default();
+        Some(Message::Text(format!("{{\"event\":{topic},\"data\":{data}}}").into()))
     }
 }
 
@@ -164,7 +170,7 @@ async fn events(
     let feed = JobFeed::open(&s, &p, q)?;
     Ok(stream::sse(feed, s.background().shutdown.clone(), permit, |mut feed: JobFeed| async move {
         let (topic, data) = feed.next().await?;
-        Some((SseEvent::default().event(topic).data(data.to_string()), Some(feed)))
+        Some((SseEvent::default().event(topic).data(data), Some(feed)))
     }))
 }
 
