@@ -21,12 +21,16 @@
 //! |---|---|
 //! | nobody (auth on) | `/healthz`, `/readyz`, `/openapi.json` only; everything else 401 |
 //! | admin key (or auth off) | everything |
-//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /v1/embeddings`; any other write 403 |
-//! | user token | its own notification feed (list, unread count, get, read, read-all, delete; preferences read-only) and streams (`/ws/notifications` for itself, `/ws/progress`, `GET /api/progress/{id}` and its `/events`: a progress id is a capability, as export ids are); exports: create (it becomes the owner; `notify_user_id` only itself, no `webhook_url`/`webhook_secret`), list its own, get, download and delete its own. Everything else 403: sending notifications, jobs, queues, schedules, cache, search, stored sources, progress writes and listing, `/metrics`, minting tokens |
+//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /v1/embeddings`, `POST /api/auth/stream-ticket`; any other write 403 |
+//! | user token | stream tickets for itself; its own notification feed (list, unread count, get, read, read-all, delete; preferences read-only) and streams (`/ws/notifications` for itself, `/ws/progress`, `GET /api/progress/{id}` and its `/events`: a progress id is a capability, as export ids are); exports: create (it becomes the owner; `notify_user_id` only itself, no `webhook_url`/`webhook_secret`), list its own, get, download and delete its own. Everything else 403: sending notifications, jobs, queues, schedules, cache, search, stored sources, progress writes and listing, `/metrics`, minting tokens |
 //!
 //! A credential in the query string (`?token=`, `?access_token=`) counts only on stream
 //! routes ([`is_stream_route`]): elsewhere it is ignored, so the request is as if it had
 //! no credential (401).
+//!
+//! Browsers should not put a key in a URL at all: they trade it for a single-use stream
+//! ticket (`POST /api/auth/stream-ticket`, 60 s, same scope) and open the stream with
+//! `?ticket=` (see `auth/ticket.rs`). User tokens never open the job event streams.
 
 use crate::config::{Config, KeyScope};
 use crate::error::{ApiError, ErrorCode};
@@ -37,6 +41,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
+
+mod ticket;
+pub use ticket::{StreamCaller, TICKET_TTL_SECONDS, ticket_of};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +64,16 @@ impl Principal {
         match self {
             Principal::Open | Principal::Admin | Principal::ReadOnly => true,
             Principal::User(u) => u == user_id,
+        }
+    }
+
+    /// The scope's name: `open` (auth off), `admin`, `read_only` or `user`.
+    pub fn scope(&self) -> &'static str {
+        match self {
+            Principal::Open => "open",
+            Principal::Admin => "admin",
+            Principal::ReadOnly => "read_only",
+            Principal::User(_) => "user",
         }
     }
 
@@ -88,6 +105,8 @@ pub struct Authenticator {
     token_key: Vec<u8>,
     /// Longest lifetime of a minted token, seconds.
     pub max_token_ttl: u64,
+    /// Stream tickets already used.
+    spent: ticket::Spent,
 }
 
 impl Authenticator {
@@ -105,7 +124,7 @@ impl Authenticator {
             }
             (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
-        Authenticator { keys, token_key, max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(24 * 3600) }
+        Authenticator { keys, token_key, max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(24 * 3600), spent: Default::default() }
     }
 
     /// True when API keys are configured.
@@ -230,7 +249,7 @@ pub fn caller_id(principal: &Principal, credential: Option<&str>, peer: Option<s
 }
 
 /// POST routes that only read: a read-only key may call them.
-const READ_ONLY_POSTS: &[&str] = &["/api/search", "/v1/embeddings"];
+const READ_ONLY_POSTS: &[&str] = &["/api/search", "/v1/embeddings", "/api/auth/stream-ticket"];
 
 /// Whether `principal` may make this request at all; finer per-user checks happen in handlers.
 pub fn authorize(principal: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {
@@ -245,6 +264,7 @@ pub fn authorize(principal: &Principal, method: &axum::http::Method, path: &str)
             // sending a notification (POST /api/notifications) needs a service principal,
             // and that a user acts only on the exports it created.
             let allowed = path.starts_with("/ws/")
+                || path == "/api/auth/stream-ticket"
                 || (read && path.starts_with("/api/progress/"))
                 || (path.starts_with("/api/notifications") && (read || !path.starts_with("/api/notifications/preferences")))
                 || path == "/api/exports"

@@ -15,7 +15,8 @@ use super::error::{ApiResult, Json, Query, parse_json};
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::reserved;
 use crate::jobs::{
-    ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, JobStatus, ListQuery, QueueInfo, Schedule, ScheduleRequest,
+    BulkOutcome, ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobList, JobStatus, ListQuery, QueueInfo, Schedule,
+    ScheduleRequest,
 };
 use axum::{
     Extension,
@@ -25,7 +26,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of the jobs module.
@@ -45,6 +46,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
         .routes(routes!(put_schedule, list_schedules))
         .routes(routes!(get_schedule, delete_schedule))
+        .routes(routes!(retry_dead))
+        .routes(routes!(purge))
+        .merge(super::job_events::routes())
 }
 
 /// Parses an optional JSON body: empty means all defaults.
@@ -371,6 +375,62 @@ async fn resume(
 ) -> ApiResult<axum::Json<QueueInfo>> {
     service(&p)?;
     Ok(axum::Json(s.jobs.set_paused(&queue, false).await?))
+}
+
+/// Answer of a bulk operation on a queue.
+#[derive(Serialize, ToSchema)]
+pub struct BulkAnswer {
+    /// The queue.
+    pub queue: String,
+    /// Jobs retried (`retry_dead`) or deleted (purge) by this request.
+    pub count: usize,
+    /// Jobs found but changed by someone else meanwhile, left as they are.
+    pub skipped: usize,
+    /// More jobs may match (each request acts on at most 1000): send it again.
+    pub more: bool,
+}
+
+fn bulk_answer(queue: String, o: BulkOutcome) -> axum::Json<BulkAnswer> {
+    axum::Json(BulkAnswer { queue, count: o.count, skipped: o.skipped, more: o.more })
+}
+
+/// Retries the dead jobs of a queue (attempts reset, ready now), at most 1000 per
+/// request, newest first; `more` says when to send it again. Admin keys only.
+#[utoipa::path(post, path = "/api/queues/{queue}/retry_dead", tag = "jobs", params(("queue" = String, Path, description = "queue name")),
+    responses((status = 200, body = BulkAnswer), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn retry_dead(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(queue): Path<String>,
+) -> ApiResult<axum::Json<BulkAnswer>> {
+    service(&p)?;
+    let o = s.jobs.retry_dead(&queue).await?;
+    Ok(bulk_answer(queue, o))
+}
+
+/// Query of the purge.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PurgeParams {
+    /// Which jobs to delete: `completed`, `dead` or `cancelled` (required).
+    pub status: Option<String>,
+}
+
+/// Deletes the completed, dead or cancelled jobs of a queue (`?status=`), at most 1000
+/// per request in one durable write; `more` says when to send it again. Admin keys only.
+#[utoipa::path(delete, path = "/api/queues/{queue}/jobs", tag = "jobs", params(("queue" = String, Path, description = "queue name"), PurgeParams),
+    responses((status = 200, body = BulkAnswer), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn purge(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(queue): Path<String>,
+    Query(q): Query<PurgeParams>,
+) -> ApiResult<axum::Json<BulkAnswer>> {
+    service(&p)?;
+    let bad = || ApiError::invalid_query("status", "must be completed, dead or cancelled");
+    let status = JobStatus::parse(q.status.as_deref().ok_or_else(bad)?).filter(|s| s.is_final()).ok_or_else(bad)?;
+    let o = s.jobs.purge(&queue, status).await?;
+    Ok(bulk_answer(queue, o))
 }
 
 /// Creates or replaces a recurring schedule (cron with timezone).

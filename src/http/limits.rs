@@ -115,6 +115,10 @@ impl axum::extract::FromRequestParts<super::AppState> for StreamPermit {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &super::AppState) -> Result<Self, ApiError> {
         // Worked out here, not for every request: only streams need it.
+        if let Some(super::auth::StreamCaller(caller)) = parts.extensions.get::<super::auth::StreamCaller>() {
+            // Opened with a stream ticket: the slots of whoever asked for the ticket.
+            return state.streams.acquire(caller).map(StreamPermit);
+        }
         let principal = parts.extensions.get::<super::auth::Principal>().cloned().unwrap_or(super::auth::Principal::Open);
         let credential = super::auth::credential_of(&parts.headers, parts.uri.query(), parts.uri.path());
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());

@@ -12,11 +12,14 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod serve;
+pub mod stream;
 mod system;
+pub mod ui;
 
 pub mod cache;
 pub mod embeddings;
 pub mod export;
+pub mod job_events;
 pub mod jobs;
 pub mod notify;
 pub mod progress;
@@ -65,7 +68,7 @@ pub type AppState = Arc<ServerState>;
 const MODULE_PREFIXES: &[(&str, &[&str])] = &[
     ("progress", &["/api/progress", "/ws/progress"]),
     ("notification", &["/api/notifications", "/ws/notifications"]),
-    ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules"]),
+    ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules", "/ws/jobs"]),
     ("cache", &["/api/cache"]),
     ("export", &["/api/exports", "/api/transcripts", "/api/documents"]),
     ("search", &["/api/search", "/v1/embeddings"]),
@@ -90,6 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
                 async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], spec.as_ref().clone()) }
             }),
         )
+        .merge(ui::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -144,15 +148,24 @@ async fn module_disabled(name: &'static str) -> ApiError {
 /// request extensions for handlers that need finer checks.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if matches!(path, "/healthz" | "/readyz" | "/openapi.json") {
+    if matches!(path, "/healthz" | "/readyz" | "/openapi.json") || ui::is_ui_path(path) {
         req.extensions_mut().insert(Principal::Open);
         return next.run(req).await;
     }
     let credential = auth::credential_of(req.headers(), req.uri().query(), path);
-    let principal = match state.auth.authenticate(credential.as_deref()) {
+    let ticket = if credential.is_none() { auth::ticket_of(req.uri().query(), path) } else { None };
+    let found = match ticket {
+        Some(t) => state.auth.redeem_ticket(&t, state.clock.now().timestamp()).map(|(p, caller)| {
+            req.extensions_mut().insert(caller);
+            p
+        }),
+        None => state.auth.authenticate(credential.as_deref()),
+    };
+    let principal = match found {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let path = req.uri().path();
     if let Err(e) = auth::authorize(&principal, req.method(), path) {
         return e.into_response();
     }

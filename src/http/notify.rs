@@ -5,6 +5,7 @@
 //! token may only read and change its own user's feed and open its own WebSocket.
 
 use super::limits::StreamPermit;
+use super::stream;
 use super::{
     AppState,
     auth::Principal,
@@ -17,13 +18,12 @@ use axum::{
     Extension,
     extract::{
         Path, State,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+        ws::{Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -290,9 +290,6 @@ pub struct WsParams {
     pub user_id: String,
 }
 
-/// Interval of keep-alive pings.
-const PING_EVERY: Duration = Duration::from_secs(30);
-
 /// Live notifications of one user. Frames are JSON `{"event", "data"}`: first `hello`
 /// (`{user_id, unread_count}`), then `notification.created` (`{notification,
 /// unread_count}`), `notification.read` (`{ids, read_at, unread_count}`),
@@ -312,60 +309,48 @@ async fn ws(
 ) -> ApiResult<Response> {
     crate::notify::check_user_id("user_id", &q.user_id).map_err(query_error)?;
     p.require_user(&q.user_id)?;
-    let upgrade = upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))?;
     // Subscribe before answering so that nothing sent after the handshake is missed.
     let rx = s.events.subscribe();
     let unread = s.notify.unread_count(&q.user_id).await?;
-    Ok(upgrade.on_upgrade(move |socket| async move {
-        run_socket(socket, s, q.user_id, unread, rx).await;
-        drop(permit);
-    }))
-}
-
-fn frame(event: &str, data: &serde_json::Value) -> Message {
-    Message::Text(serde_json::json!({"event": event, "data": data}).to_string().into())
+    let shutdown = s.background().shutdown.clone();
+    let source = Socket { s, user: q.user_id, hello: Some(unread), resync: false, rx, _open: WsGuard::open() };
+    stream::websocket(upgrade, shutdown, permit, source)
 }
 
 fn concerns(e: &Event, user: &str) -> bool {
     e.user_id.as_deref() == Some(user) && e.topic.starts_with("notification.")
 }
 
-async fn run_socket(mut socket: WebSocket, s: AppState, user: String, unread: u64, mut rx: Subscription) {
-    let _guard = WsGuard::open();
-    let shutdown = s.background().shutdown.clone();
-    if socket.send(frame("hello", &serde_json::json!({"user_id": user, "unread_count": unread}))).await.is_err() {
-        return;
-    }
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
-                return;
+/// One `/ws/notifications` connection: the user's events, after a `hello`.
+struct Socket {
+    s: AppState,
+    user: String,
+    /// The unread count for the `hello` frame, until it is sent.
+    hello: Option<u64>,
+    /// The bus dropped events for this connection: a `resync` frame is owed (kept as
+    /// state so that it survives a cancelled `next`).
+    resync: bool,
+    rx: Subscription,
+    /// Counts the connection while it lives.
+    _open: WsGuard,
+}
+
+impl stream::Source for Socket {
+    async fn next(&mut self) -> Option<Message> {
+        if let Some(n) = self.hello.take() {
+            return Some(stream::frame("hello", &serde_json::json!({"user_id": self.user, "unread_count": n})));
+        }
+        loop {
+            if self.resync {
+                let n = self.s.notify.unread_count(&self.user).await.unwrap_or(0);
+                self.resync = false;
+                return Some(stream::frame("resync", &serde_json::json!({"unread_count": n})));
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            },
-            ev = rx.recv() => {
-                let msg = match ev {
-                    Ok(e) if concerns(&e, &user) => frame(&e.topic, &e.data),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => {
-                        let n = s.notify.unread_count(&user).await.unwrap_or(0);
-                        frame("resync", &serde_json::json!({"unread_count": n}))
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                if socket.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    return;
-                }
+            match self.rx.recv().await {
+                Ok(e) if concerns(&e, &self.user) => return Some(stream::frame(&e.topic, &e.data)),
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => self.resync = true,
+                Err(RecvError::Closed) => return None,
             }
         }
     }

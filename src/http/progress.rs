@@ -6,6 +6,7 @@
 //! token may read a progress by id and subscribe to specific ids (not `*`).
 
 use super::limits::StreamPermit;
+use super::stream;
 use super::{
     AppState,
     auth::Principal,
@@ -19,19 +20,14 @@ use axum::{
     extract::{
         Path, State,
         rejection::BytesRejection,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+        ws::{Message, Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, StatusCode, header},
-    response::{
-        IntoResponse, Response,
-        sse::{Event as SseEvent, KeepAlive, Sse},
-    },
+    response::{Response, sse::Event as SseEvent},
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::convert::Infallible;
-use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -228,25 +224,14 @@ async fn events(State(s): State<AppState>, permit: StreamPermit, Path(id): Path<
     let mut feed = new_feed(&s);
     s.progress.get(&id).await?;
     feed.subscribe(&id);
-    let shutdown = s.background().shutdown.clone();
-    // The stream holds the permit: the caller's slot is free again when the stream ends.
-    let stream = futures::stream::unfold(Some((feed, shutdown, permit)), |state| async move {
-        let (mut feed, shutdown, permit) = state?;
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => None,
-            m = feed.next() => m,
-        }?;
+    Ok(stream::sse(feed, s.background().shutdown.clone(), permit, |mut feed: Feed| async move {
+        let msg = feed.next().await?;
         let ev = SseEvent::default().event(msg.topic.as_str()).id(msg.version.to_string()).data(msg.data().to_string());
-        let next = if msg.is_terminal() { None } else { Some((feed, shutdown, permit)) };
-        Some((Ok::<_, Infallible>(ev), next))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+        let next = if msg.is_terminal() { None } else { Some(feed) };
+        Some((ev, next))
+    }))
 }
 
-/// Keep-alive ping interval of the WebSocket.
-const PING_EVERY: Duration = Duration::from_secs(30);
-/// A client that does not take a frame within this time is disconnected.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most ids one connection may subscribe to individually.
 const MAX_SUBSCRIPTIONS: usize = 10_000;
 
@@ -278,20 +263,37 @@ async fn ws(
     if !s.config.progress.websocket {
         return Err(ApiError::new(ErrorCode::ModuleDisabled, "the progress WebSocket is disabled (progress.websocket: false)"));
     }
-    let upgrade = upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))?;
-    let feed = new_feed(&s);
-    Ok(upgrade.on_upgrade(move |socket| async move {
-        run_socket(socket, s, p, feed).await;
-        drop(permit);
-    }))
-}
-
-fn frame(event: &str, data: serde_json::Value) -> Message {
-    Message::Text(serde_json::json!({"event": event, "data": data}).to_string().into())
+    let source = Socket { feed: new_feed(&s), principal: p };
+    stream::websocket(upgrade, s.background().shutdown.clone(), permit, source)
 }
 
 fn error_frame(code: &str, message: impl Into<String>) -> Message {
-    frame("error", serde_json::json!({"code": code, "message": message.into()}))
+    stream::frame("error", &serde_json::json!({"code": code, "message": message.into()}))
+}
+
+/// One `/ws/progress` connection: its feed, and who may change its subscriptions.
+struct Socket {
+    feed: Feed,
+    principal: Principal,
+}
+
+impl stream::Source for Socket {
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            let m = self.feed.next().await?;
+            if let Ok(text) = Utf8Bytes::try_from(m.ws_frame()) {
+                return Some(Message::Text(text));
+            }
+        }
+    }
+
+    fn command(&mut self, text: &str) -> Option<Message> {
+        Some(command(&mut self.feed, &self.principal, text))
+    }
+
+    fn binary(&mut self) -> Option<Message> {
+        Some(error_frame(ErrorCode::BadRequest.as_str(), "send commands as JSON text frames"))
+    }
 }
 
 /// Applies one client command to the feed and returns the reply frame.
@@ -324,42 +326,5 @@ fn command(feed: &mut Feed, p: &Principal, text: &str) -> Message {
             );
         }
     }
-    frame(&format!("{}d", cmd.action), serde_json::json!({"progress_id": id}))
-}
-
-async fn run_socket(mut socket: WebSocket, s: AppState, p: Principal, mut feed: Feed) {
-    let shutdown = s.background().shutdown.clone();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    loop {
-        let out = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let close = Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }));
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
-                return;
-            }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(t))) => command(&mut feed, &p, t.as_str()),
-                Some(Ok(Message::Binary(_))) => error_frame(ErrorCode::BadRequest.as_str(), "send commands as JSON text frames"),
-                Some(Ok(_)) => continue,
-            },
-            msg = feed.next() => match msg {
-                Some(m) => match Utf8Bytes::try_from(m.ws_frame()) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => continue,
-                },
-                None => return,
-            },
-            _ = ping.tick() => Message::Ping(Default::default()),
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(out)) => {
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        }
-    }
+    stream::frame(&format!("{}d", cmd.action), &serde_json::json!({"progress_id": id}))
 }

@@ -1,5 +1,5 @@
-//! Operational routes: liveness, readiness, metrics, the OpenAPI document and user-token
-//! minting.
+//! Operational routes: liveness, readiness, metrics, the OpenAPI document, user-token
+//! minting and stream tickets.
 
 use super::{
     AppState,
@@ -21,7 +21,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this file.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics)).routes(routes!(mint_token))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(mint_token))
+        .routes(routes!(stream_ticket))
 }
 
 /// Liveness answer.
@@ -136,4 +141,31 @@ async fn mint_token(
     }
     let (token, expires_at) = app.auth.mint(&req.user_id, ttl, app.app.clock.now().timestamp());
     Ok(axum::Json(MintTokenResponse { token, user_id: req.user_id, expires_at }))
+}
+
+/// A stream ticket.
+#[derive(Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` on one WebSocket or SSE route; works once.
+    pub ticket: String,
+    /// Expiry, seconds since the Unix epoch (60 s from now).
+    pub expires_at: i64,
+    /// The caller's scope, which the ticket carries: `open` (auth off), `admin`,
+    /// `read_only` or `user` (a dashboard hides what a read-only key may not do).
+    pub scope: &'static str,
+}
+
+/// Trades the caller's credential (from the `Authorization` header) for a single-use
+/// ticket valid 60 s that opens one stream (`/ws/*`, `/api/.../events`) as the same
+/// caller, with `?ticket=`: browsers cannot set headers on WebSocket and EventSource, and
+/// a key in a URL ends up in logs and histories. Takes no body.
+#[utoipa::path(post, path = "/api/auth/stream-ticket", tag = "system",
+    responses((status = 200, body = StreamTicket), (status = 401, body = crate::error::ErrorBody)))]
+async fn stream_ticket(State(app): State<AppState>, req: axum::extract::Request) -> ApiResult<axum::Json<StreamTicket>> {
+    let principal = req.extensions().get::<Principal>().cloned().unwrap_or(Principal::Open);
+    let credential = super::auth::credential_of(req.headers(), None, req.uri().path());
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let caller = super::auth::caller_id(&principal, credential.as_deref(), peer);
+    let (ticket, expires_at) = app.auth.mint_ticket(&principal, &caller, app.app.clock.now().timestamp());
+    Ok(axum::Json(StreamTicket { ticket, expires_at, scope: principal.scope() }))
 }

@@ -349,6 +349,13 @@ pub trait JobBroker: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<usize, JobError>> + Send;
 
+    /// Deletes up to `limit` jobs of `queue` whose status is `status` (a final status:
+    /// completed, dead or cancelled; another status deletes nothing) and returns how many.
+    /// A job being changed meanwhile (e.g. retried) is skipped, never deleted in its new
+    /// state. Backs the bulk purge of a queue (`DELETE /api/queues/{queue}/jobs`), which
+    /// bounds `limit`; a count equal to `limit` means more may be left.
+    fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> impl Future<Output = Result<usize, JobError>> + Send;
+
     /// Every stored schedule, by name.
     fn schedules(&self) -> impl Future<Output = Result<Vec<Schedule>, JobError>> + Send;
 

@@ -36,9 +36,10 @@ impl JobQueue {
     }
 
     /// Runs a `failed` job now, or revives a `dead` (or cancelled) job with its attempts
-    /// reset. Durable when this returns.
+    /// reset. Durable when this returns; reported as `job.retried`.
     pub async fn retry(&self, id: &str) -> Result<Job, JobError> {
         let (job, ready) = self.shared.broker.retry(id, self.now()).await?;
+        self.emit("job.retried", &job);
         self.shared.notify_ready(&ready.into_iter().collect::<Vec<_>>());
         Ok(job)
     }

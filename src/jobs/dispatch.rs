@@ -8,7 +8,7 @@ use super::broker::{
 };
 use super::embedded::EmbeddedBroker;
 use super::error::JobError;
-use super::model::{HeartbeatAck, Job, JobList, Schedule};
+use super::model::{HeartbeatAck, Job, JobList, JobStatus, Schedule};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use std::future::Future;
@@ -68,6 +68,8 @@ pub trait DynJobBroker: Send + Sync + 'static {
         dead_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<usize, JobError>>;
+    /// See [`JobBroker::delete_jobs`].
+    fn dyn_delete_jobs<'a>(&'a self, queue: &'a str, status: JobStatus, limit: usize) -> BoxFuture<'a, Result<usize, JobError>>;
     /// See [`JobBroker::schedules`].
     fn dyn_schedules<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Schedule>, JobError>>;
     /// See [`JobBroker::put_schedule`].
@@ -142,6 +144,9 @@ impl<T: JobBroker> DynJobBroker for T {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<usize, JobError>> {
         Box::pin(JobBroker::delete_finished(self, completed_before, dead_before, now))
+    }
+    fn dyn_delete_jobs<'a>(&'a self, queue: &'a str, status: JobStatus, limit: usize) -> BoxFuture<'a, Result<usize, JobError>> {
+        Box::pin(JobBroker::delete_jobs(self, queue, status, limit))
     }
     fn dyn_schedules<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Schedule>, JobError>> {
         Box::pin(JobBroker::schedules(self))
@@ -301,6 +306,14 @@ impl JobBroker for Broker {
             match self {
                 Broker::Embedded(b) => b.delete_finished(completed_before, dead_before, now).await,
                 Broker::Custom(b) => b.dyn_delete_finished(completed_before, dead_before, now).await,
+            }
+        }
+    }
+    fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> impl Future<Output = Result<usize, JobError>> + Send {
+        async move {
+            match self {
+                Broker::Embedded(b) => b.delete_jobs(queue, status, limit).await,
+                Broker::Custom(b) => b.dyn_delete_jobs(queue, status, limit).await,
             }
         }
     }

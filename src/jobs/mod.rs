@@ -29,6 +29,7 @@
 //!   expression.
 
 pub mod broker;
+pub mod bulk;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -59,6 +60,7 @@ mod worker;
 
 pub use self::redis::RedisBroker;
 pub use broker::JobBroker;
+pub use bulk::{BulkOutcome, MAX_BULK};
 pub use context::JobContext;
 pub use dispatch::{Broker, DynJobBroker};
 pub use embedded::EmbeddedBroker;

@@ -129,6 +129,7 @@ fn table(f: &Fixture) -> Vec<Row> {
         row("GET", "/readyz", "/readyz", None, P, P),
         row("GET", "/metrics", "/metrics", None, P, F),
         row("POST", "/api/auth/tokens", "/api/auth/tokens", Some(json!({"user_id": "zed", "ttl_seconds": 60})), F, F),
+        row("POST", "/api/auth/stream-ticket", "/api/auth/stream-ticket", None, P, P),
         // Progress: reads and streams for everyone with a credential; writes need a key.
         row("POST", "/api/progress", "/api/progress", Some(json!({"id": "p-new"})), F, F),
         row("GET", "/api/progress", "/api/progress", None, P, F),
@@ -181,6 +182,11 @@ fn table(f: &Fixture) -> Vec<Row> {
         row("GET", "/api/queues", "/api/queues", None, P, F),
         row("POST", "/api/queues/{queue}/pause", "/api/queues/authz/pause", None, F, F),
         row("POST", "/api/queues/{queue}/resume", "/api/queues/authz/resume", None, F, F),
+        row("POST", "/api/queues/{queue}/retry_dead", "/api/queues/authz/retry_dead", None, F, F),
+        row("DELETE", "/api/queues/{queue}/jobs", "/api/queues/authz/jobs?status=completed", None, F, F),
+        // The job event stream: read-only keys watch; user tokens never.
+        row("GET", "/api/jobs/events", "/api/jobs/events", None, P, F),
+        row("GET", "/ws/jobs", "/ws/jobs", None, P, F),
         row("GET", "/api/schedules", "/api/schedules", None, P, F),
         row(
             "POST",

@@ -3,6 +3,7 @@
 
 mod crash;
 mod hardening;
+mod live;
 mod rest;
 mod worker;
 

@@ -53,6 +53,7 @@ pub async fn run<B: JobBroker>(mut h: impl Harness<B>) {
     storage::listing_pages_newest_first_with_filters(h).await;
     storage::counts_per_status(h).await;
     storage::retention_deletes_only_old_final_jobs(h).await;
+    storage::purge_deletes_one_status_of_one_queue(h).await;
     storage::schedules_are_stored_and_fire_once_per_slot(h).await;
     storage::a_reopen_keeps_every_acknowledged_job(h).await;
 }

@@ -158,6 +158,37 @@ pub(super) async fn retention_deletes_only_old_final_jobs<B: JobBroker>(h: &mut 
     assert_eq!(s.count(JobStatus::Completed), 1, "deleted jobs leave the counts");
 }
 
+/// A purge deletes final jobs of one queue in one status, at most `limit`, and nothing
+/// else; a purged job is gone from reads and counts.
+pub(super) async fn purge_deletes_one_status_of_one_queue<B: JobBroker>(h: &mut impl Harness<B>) {
+    let b = h.fresh(t0()).await;
+    let other = |id: &str| Job { queue: "other".into(), ..job(id) };
+    let once = |j: Job| Job { max_attempts: 1, ..j };
+    let jobs = vec![job("c1"), job("c2"), job("c3"), once(job("d1")), other("oc"), job("live")];
+    enqueue(&b, jobs, t0()).await;
+    claim(&b, "w", 4, t0()).await;
+    claim_from(&b, &["other"], "w", 1, t0()).await;
+    for id in ["c1", "c2", "c3", "oc"] {
+        complete(&b, id, "w", at(1)).await.expect("complete");
+    }
+    fail(&b, "d1", "w", true, at(1)).await.expect("fail");
+    assert_eq!(b.delete_jobs("default", JobStatus::Pending, 10).await.expect("purge"), 0, "a live status is never purged");
+    assert_eq!(b.delete_jobs("default", JobStatus::Completed, 2).await.expect("purge"), 2, "at most `limit` jobs are deleted");
+    assert_eq!(b.delete_jobs("default", JobStatus::Completed, 10).await.expect("purge"), 1, "the rest on the next call");
+    assert_eq!(b.delete_jobs("default", JobStatus::Completed, 10).await.expect("purge"), 0, "nothing is left to purge");
+    for id in ["c1", "c2", "c3"] {
+        assert!(b.get(id).await.expect("get").is_none(), "purged job {id} is gone");
+    }
+    assert_eq!(get(&b, "d1").await.status, JobStatus::Dead, "another status is kept");
+    assert_eq!(get(&b, "oc").await.status, JobStatus::Completed, "another queue is kept");
+    assert_eq!(get(&b, "live").await.status, JobStatus::Pending, "a live job is kept");
+    let s = b.queue_stats(at(2)).await.expect("stats").into_iter().find(|s| s.name == "default").expect("listed");
+    assert_eq!((s.count(JobStatus::Completed), s.count(JobStatus::Dead)), (0, 1), "purged jobs leave the counts");
+    assert_eq!(b.delete_jobs("default", JobStatus::Dead, 10).await.expect("purge"), 1, "dead jobs are purged too");
+    assert!(b.get("d1").await.expect("get").is_none(), "the dead job is gone");
+    assert!(b.retry("d1", at(3)).await.is_err(), "a purged job cannot be retried");
+}
+
 fn schedule(name: &str, next_run: Option<DateTime<Utc>>) -> Schedule {
     Schedule {
         name: name.into(),

@@ -223,6 +223,10 @@ impl JobBroker for EmbeddedBroker {
         self.retention(completed_before, dead_before, now).await
     }
 
+    async fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
+        self.purge(queue, status, limit).await
+    }
+
     async fn schedules(&self) -> Result<Vec<Schedule>, JobError> {
         Ok(self.inner.schedules.lock().values().cloned().collect())
     }

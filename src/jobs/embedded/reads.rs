@@ -135,7 +135,47 @@ impl EmbeddedBroker {
             let now_ms = now.timestamp_millis();
             self.inner.index.lock().unique.retain(|_, (_, exp)| exp.is_none_or(|e| e > now_ms));
         }
-        for chunk in expired.chunks(RETENTION_CHUNK) {
+        self.delete_final_rows(&expired).await?;
+        Ok(expired.len())
+    }
+
+    /// See [`crate::jobs::JobBroker::delete_jobs`]. Candidates are reserved (as a retry
+    /// reserves the job it revives) while they are deleted, so a job retried meanwhile is
+    /// either skipped here or answered "being updated" there.
+    pub(super) async fn purge(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
+        if !status.is_final() || limit == 0 {
+            return Ok(0);
+        }
+        let q = queue.to_string();
+        let found: Vec<Job> = self
+            .inner
+            .store
+            .read(move |txn| -> Result<Vec<Job>, JobError> {
+                let mut out = Vec::new();
+                store::scan_newest(txn, None, usize::MAX, |j| {
+                    if j.queue == q && j.status == status {
+                        out.push(j);
+                    }
+                    out.len() < limit
+                })?;
+                Ok(out)
+            })
+            .await?;
+        let taken: Vec<Job> = {
+            let mut idx = self.inner.index.lock();
+            found.into_iter().filter(|j| !idx.live.contains_key(&j.id) && idx.reserved.insert(j.id.clone())).collect()
+        };
+        let deleted = self.delete_final_rows(&taken).await;
+        let mut idx = self.inner.index.lock();
+        for j in &taken {
+            idx.reserved.remove(&j.id);
+        }
+        deleted.map(|()| taken.len())
+    }
+
+    /// Deletes the rows of final jobs in chunks and takes them out of the final counts.
+    async fn delete_final_rows(&self, jobs: &[Job]) -> Result<(), JobError> {
+        for chunk in jobs.chunks(RETENTION_CHUNK) {
             let keys: Vec<(String, u64)> = chunk.iter().map(|j| (j.id.clone(), j.seq)).collect();
             self.inner.store.write(move |txn| store::delete(txn, &keys).map_err(JobError::from)).await?;
             let mut idx = self.inner.index.lock();
@@ -145,6 +185,6 @@ impl EmbeddedBroker {
                 c[slot] = c[slot].saturating_sub(1);
             }
         }
-        Ok(expired.len())
+        Ok(())
     }
 }

@@ -668,6 +668,10 @@ impl JobBroker for RedisBroker {
         self.retention(completed_before, dead_before).await
     }
 
+    async fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
+        self.delete_queue_jobs(queue, status, limit).await
+    }
+
     async fn schedules(&self) -> Result<Vec<Schedule>, JobError> {
         let all: Vec<(String, String)> = self.redis.query(::redis::cmd("HGETALL").arg(self.key("sched"))).await?;
         let mut out: Vec<Schedule> = all

@@ -82,6 +82,9 @@ impl JobBroker for Panicky {
     ) -> Result<usize, JobError> {
         self.0.delete_finished(completed_before, dead_before, now).await
     }
+    async fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
+        self.0.delete_jobs(queue, status, limit).await
+    }
     async fn schedules(&self) -> Result<Vec<Schedule>, JobError> {
         self.0.schedules().await
     }

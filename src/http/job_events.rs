@@ -1,0 +1,212 @@
+//! The live job event stream: `GET /api/jobs/events` (SSE) and `/ws/jobs` (WebSocket)
+//! carry every step of every job — `job.enqueued`, `job.started`, `job.completed`,
+//! `job.failed`, `job.retrying`, `job.dead`, `job.cancelled`, `job.retried` — as a small
+//! summary (never the payload or result), optionally only for some queues.
+//!
+//! Both read the event bus the jobs facade reports to (`jobs/report.rs`). A reader that
+//! falls behind the bus gets one `resync` event (`{"skipped": n}`, 0 when unknown) in
+//! place of the events it missed, and should re-read `GET /api/queues` and the job lists
+//! it shows. Service credentials only (API keys, read-only ones included, or auth off):
+//! user tokens get 403.
+
+use super::AppState;
+use super::auth::Principal;
+use super::error::{ApiResult, Query};
+use super::limits::StreamPermit;
+use super::stream;
+use crate::error::{ApiError, ErrorCode};
+use crate::events::{RecvError, Subscription};
+use axum::{
+    Extension,
+    extract::{
+        State,
+        ws::{Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    response::{Response, sse::Event as SseEvent},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Routes of the job event stream.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events)).routes(routes!(ws))
+}
+
+/// Most queues one stream may filter on.
+const MAX_QUEUES: usize = 100;
+
+/// Query of both stream routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Only jobs of these queues, comma-separated (default: every queue).
+    pub queue: Option<String>,
+}
+
+/// One job event as the streams send it (`data` of an event named after the topic).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobEvent {
+    /// The job.
+    pub id: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its name.
+    pub name: String,
+    /// Its status after the step: `pending`, `scheduled`, `running`, `completed`, `failed`,
+    /// `dead`, `cancelled`.
+    pub status: String,
+    /// Attempts started so far.
+    pub attempts: u64,
+    /// Attempts allowed.
+    pub max_attempts: u64,
+    /// The last attempt's error, on `job.failed`, `job.retrying` and `job.dead`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the step happened (RFC 3339).
+    pub at: String,
+}
+
+impl JobEvent {
+    /// The summary of a job's JSON as the facade publishes it, or `None` if it is not one.
+    fn of(job: &Value, at: &chrono::DateTime<chrono::Utc>) -> Option<JobEvent> {
+        let s = |k: &str| job.get(k).and_then(Value::as_str).map(str::to_string);
+        let n = |k: &str| job.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let status = s("status")?;
+        let error = match status.as_str() {
+            "failed" | "dead" | "pending" => {
+                job.get("errors").and_then(Value::as_array).and_then(|e| e.last()).and_then(|e| e["error"].as_str())
+            }
+            _ => None,
+        };
+        Some(JobEvent {
+            id: s("id")?,
+            queue: s("queue")?,
+            name: s("name")?,
+            status,
+            attempts: n("attempts"),
+            max_attempts: n("max_attempts"),
+            error: error.map(str::to_string),
+            at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
+    }
+}
+
+/// One reader's view of the bus: job events of the queues it asked for.
+struct JobFeed {
+    rx: Subscription,
+    /// Empty: every queue.
+    queues: Vec<String>,
+}
+
+impl JobFeed {
+    /// Subscribes now, so that nothing published after the answer is missed.
+    fn open(s: &AppState, p: &Principal, q: StreamParams) -> ApiResult<JobFeed> {
+        if !p.is_service() {
+            return Err(ApiError::new(ErrorCode::Forbidden, "the job event stream needs an API key, not a user token"));
+        }
+        let queues: Vec<String> =
+            q.queue.as_deref().unwrap_or("").split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect();
+        if queues.len() > MAX_QUEUES {
+            return Err(ApiError::invalid_query("queue", format!("at most {MAX_QUEUES} queues")));
+        }
+        for name in &queues {
+            crate::jobs::validate::check_queue("queue", name).map_err(|e| match e {
+                crate::jobs::JobError::Invalid { message, .. } => ApiError::invalid_query("queue", message),
+                e => e.into(),
+            })?;
+        }
+        Ok(JobFeed { rx: s.events.subscribe(), queues })
+    }
+
+    /// The next event for this reader as `(topic, data as JSON text)`: a job step, or
+    /// `("resync", {"skipped": n})` after a lag; `None` when the bus is gone. The queue
+    /// filter reads the event without building anything; a kept event is serialised once.
+    /// Cancel-safe.
+    async fn next(&mut self) -> Option<(String, String)> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) if e.topic.starts_with("job.") => {
+                    let queue = e.data.get("queue").and_then(Value::as_str).unwrap_or_default();
+                    if !self.queues.is_empty() && !self.queues.iter().any(|q| q == queue) {
+                        continue;
+                    }
+                    let Some(ev) = JobEvent::of(&e.data, &e.at) else { continue };
+                    return Some((e.topic.clone(), serde_json::to_string(&ev).unwrap_or_default()));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => return Some(("resync".into(), format!("{{\"skipped\":{n}}}"))),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl stream::Source for JobFeed {
+    async fn next(&mut self) -> Option<Message> {
+        let (topic, data) = JobFeed::next(self).await?;
+        // `data` is JSON already: the frame is assembled around it rather than re-parsed.
+        let topic = serde_json::to_string(&topic).unwrap_or_default();
+        Some(Message::Text(format!("{{\"event\":{topic},\"data\":{data}}}").into()))
+    }
+}
+
+/// Server-sent events of every job step: `event: <topic>` (`job.enqueued`, `job.started`,
+/// `job.completed`, `job.failed`, `job.retrying`, `job.dead`, `job.cancelled`,
+/// `job.retried`) with `data: <JobEvent JSON>`, or `event: resync` with
+/// `data: {"skipped": n}` when this reader fell behind (re-read what it shows). `?queue=a,b`
+/// keeps only those queues. Ends at server shutdown. Browsers pass a stream ticket as
+/// `?ticket=` (`POST /api/auth/stream-ticket`).
+#[utoipa::path(get, path = "/api/jobs/events", tag = "jobs", params(StreamParams),
+    responses((status = 200, description = "An event stream of JobEvent objects", content_type = "text/event-stream", body = JobEvent),
+        (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn events(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    permit: StreamPermit,
+    Query(q): Query<StreamParams>,
+) -> ApiResult<Response> {
+    let feed = JobFeed::open(&s, &p, q)?;
+    Ok(stream::sse(feed, s.background().shutdown.clone(), permit, |mut feed: JobFeed| async move {
+        let (topic, data) = feed.next().await?;
+        Some((SseEvent::default().event(topic).data(data), Some(feed)))
+    }))
+}
+
+/// The same events over a WebSocket: JSON text frames `{"event": <topic>, "data":
+/// <JobEvent>}` (and `{"event": "resync", "data": {"skipped": n}}`). `?queue=a,b` keeps
+/// only those queues; the server ignores what the client sends.
+#[utoipa::path(get, path = "/ws/jobs", tag = "jobs", params(StreamParams),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn ws(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    permit: StreamPermit,
+    Query(q): Query<StreamParams>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let feed = JobFeed::open(&s, &p, q)?;
+    stream::websocket(upgrade, s.background().shutdown.clone(), permit, feed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_summary_keeps_the_last_error_and_drops_the_payload() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap().to_utc();
+        let job = serde_json::json!({"id": "j1", "queue": "q", "name": "n", "status": "dead", "attempts": 3, "max_attempts": 3,
+            "payload": {"big": "x"}, "errors": [{"error": "first"}, {"error": "last"}]});
+        let e = JobEvent::of(&job, &at).expect("a job");
+        assert_eq!(e.error.as_deref(), Some("last"));
+        assert_eq!((e.attempts, e.max_attempts, e.at.as_str()), (3, 3, "2026-03-01T12:00:00.000Z"));
+        let v = serde_json::to_value(&e).unwrap();
+        assert!(v.get("payload").is_none(), "{v}");
+        let running = serde_json::json!({"id": "j1", "queue": "q", "name": "n", "status": "running", "errors": [{"error": "old"}]});
+        assert_eq!(JobEvent::of(&running, &at).unwrap().error, None, "a running job shows no stale error");
+        assert!(JobEvent::of(&serde_json::json!({"queue": "q"}), &at).is_none(), "not a job");
+    }
+}
