@@ -265,7 +265,14 @@ impl AppBuilder {
         let export_backends = ExportBackends {
             records: b.export_records.unwrap_or(records),
             sources: b.export_sources.unwrap_or(sources),
-            files: b.export_files.unwrap_or(embedded.files),
+            files: match (b.export_files, config.export.storage.kind.as_str()) {
+                (Some(f), _) => f,
+                (None, "s3") => Arc::new(
+                    crate::export::s3::S3Storage::new(&config.export.storage)
+                        .map_err(|e| AppError::Module { module: "export", message: e.to_string() })?,
+                ),
+                (None, _) => embedded.files,
+            },
         };
         let export_parts = ExportParts {
             store: store.clone(),

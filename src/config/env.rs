@@ -14,6 +14,7 @@ const ENV_MAP: &[(&str, &[&[&str]])] = &[
     ("AWS_SECRET_ACCESS_KEY", &[&["export", "storage", "secret_access_key"]]),
     ("AWS_REGION", &[&["export", "storage", "region"]]),
     ("AWS_BUCKET", &[&["export", "storage", "bucket"]]),
+    ("AWS_ENDPOINT_URL", &[&["export", "storage", "endpoint"]]),
     ("SMTP_URL", &[&["notification", "channels", "email", "smtp_url"]]),
     ("EMAIL_FROM", &[&["notification", "channels", "email", "from"]]),
 ];

@@ -171,6 +171,7 @@ impl Config {
         self.server.cors.validate()?;
         self.job_queue.validate()?;
         self.search.validate()?;
+        self.export.storage.validate()?;
         if self.redis.url.is_none()
             && let Some((key, _)) = self.cluster_redis_parts().into_iter().find(|(_, on)| *on)
         {

@@ -45,11 +45,17 @@ impl Default for ExportConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `local` (default) or `s3` (reserved for the adapter).
+    /// `local` (default) or `s3` (S3 or an S3-compatible server).
     #[serde(rename = "type")]
     pub kind: String,
-    /// Local directory; relative paths are under the data dir. Default `exports`.
+    /// `local`: the directory (relative paths are under the data dir); `s3`: the key
+    /// prefix in the bucket. Default `exports`.
     pub path: String,
+    /// `s3`: the endpoint of an S3-compatible server (`AWS_ENDPOINT_URL`); AWS when unset.
+    pub endpoint: Option<String>,
+    /// `s3`: path-style requests (`endpoint/bucket/key`), which most S3-compatible servers
+    /// want.
+    pub path_style: bool,
     /// S3 bucket (`AWS_BUCKET`).
     pub bucket: Option<String>,
     /// S3 region (`AWS_REGION`).
@@ -67,11 +73,33 @@ impl Default for StorageConfig {
         StorageConfig {
             kind: "local".into(),
             path: "exports".into(),
+            endpoint: None,
+            path_style: false,
             bucket: None,
             region: None,
             access_key_id: None,
             secret_access_key: None,
             public_url: None,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Checks what serde cannot: the backend's name and what it needs.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        match self.kind.as_str() {
+            "local" => Ok(()),
+            "s3" if self.bucket.as_deref().is_none_or(str::is_empty) => {
+                Err(ConfigError::invalid("export.storage.bucket", "is required with type s3 (or AWS_BUCKET)"))
+            }
+            "s3" => match &self.endpoint {
+                Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
+                    Err(ConfigError::invalid("export.storage.endpoint", "must be an http(s) URL"))
+                }
+                _ => Ok(()),
+            },
+            other => Err(ConfigError::invalid("export.storage.type", format!("unknown storage '{other}': use 'local' or 's3'"))),
         }
     }
 }
@@ -137,5 +165,10 @@ mod tests {
         assert!(err.contains("export.store") && err.contains("REDIS_URL"), "{err}");
         let err = Config::from_yaml("export: {store: cassandra}").unwrap_err().to_string();
         assert!(err.contains("export.store") && err.contains("embedded"), "{err}");
+        let err = Config::from_yaml("export: {storage: {type: s3}}").unwrap_err().to_string();
+        assert!(err.contains("export.storage.bucket"), "{err}");
+        let err = Config::from_yaml("export: {storage: {type: gcs}}").unwrap_err().to_string();
+        assert!(err.contains("export.storage.type"), "{err}");
+        assert!(Config::from_yaml("export: {storage: {type: s3, bucket: b, endpoint: 'http://127.0.0.1:9000', path_style: true}}").is_ok());
     }
 }

@@ -34,10 +34,13 @@ pub mod record_store;
 pub mod redis;
 pub mod render;
 pub mod request;
+pub mod s3;
 pub mod source_store;
 pub mod sources;
 pub mod storage;
 pub mod templates;
+#[cfg(any(test, feature = "conformance"))]
+pub mod test_s3;
 
 pub use embedded::EmbeddedExportStore;
 pub use error::ExportError;

@@ -154,14 +154,17 @@ async fn a_node_cut_off_from_the_change_feed_still_ends_up_reading_the_new_value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_and_their_sources_are_shared_by_the_nodes() {
     let redis = RedisServer::start();
-    // Files need shared storage too: here one directory both nodes write. The job queue
-    // is in Redis as well, and node A runs no in-process workers: what A accepts, B renders.
-    let files = tempfile::tempdir().unwrap();
-    let start = |url: String, files: String, workers: bool| {
+    // Files need shared storage too: here an S3 bucket (a real S3-protocol server) both
+    // nodes use. The job queue is in Redis as well, and node A runs no in-process workers:
+    // what A accepts, B renders.
+    let s3 = hearth::export::test_s3::S3Server::start();
+    s3.create_bucket("hearth-exports").await;
+    let files = s3.config("hearth-exports");
+    let start = |url: String, files: hearth::export::config::StorageConfig, workers: bool| {
         TestServer::start_with(move |c| {
             c.redis.url = Some(url);
             c.export.store = hearth::cluster::StoreKind::Redis;
-            c.export.storage.path = files;
+            c.export.storage = files;
             c.job_queue.broker.kind = "redis".into();
             if !workers {
                 c.job_queue.workers.clear();
@@ -169,9 +172,8 @@ async fn exports_and_their_sources_are_shared_by_the_nodes() {
             c.modules.search.enabled = false;
         })
     };
-    let dir = files.path().to_string_lossy().into_owned();
-    let a = start(redis.url(), dir.clone(), false).await;
-    let b = start(redis.url(), dir, true).await;
+    let a = start(redis.url(), files.clone(), false).await;
+    let b = start(redis.url(), files, true).await;
     let (st, body) = a.post("/api/documents", json!({"id": "d1", "title": "Shared", "content": "Written on A."})).await;
     assert_eq!(st, 201, "{body}");
     let (st, body) = b.get("/api/documents/d1").await;
@@ -194,6 +196,9 @@ async fn exports_and_their_sources_are_shared_by_the_nodes() {
     let r = reqwest::get(a.url(&format!("/api/exports/{id}/download"))).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Written on A."), "A serves the file B rendered");
+    let in_bucket =
+        reqwest::get(format!("{}/hearth-exports?list-type=2&prefix=exports/", s3.endpoint())).await.unwrap().text().await.unwrap();
+    assert!(in_bucket.contains(&id), "the file is an object in the bucket: {in_bucket}");
     let (_, listed) = b.get("/api/exports").await;
     assert!(listed.to_string().contains(&id), "B lists A's export: {listed}");
 }
