@@ -9,7 +9,9 @@
 //! interleaved so both see the same machine load, when
 //! `python3 -c "import onnxruntime, tokenizers, numpy"` works), indexing docs/s through the
 //! service, query latency p50/p99 per mode, the vector side alone (graph vs exact scan),
-//! HNSW recall@10 against exact search, and RSS. Every document is one chunk.
+//! HNSW recall@10 against exact search, and RSS. Every document is one chunk. Also
+//! `POST /v1/embeddings` (batches of 100 over HTTP) beside the in-process embedder, rounds
+//! interleaved (goal: the server keeps ≥ 0.9× of the in-process sentences/s).
 
 use hearth::search::{FastEmbedder, SearchRequest};
 use std::path::PathBuf;
@@ -273,6 +275,48 @@ fn query_figures(rt: &tokio::runtime::Runtime, app: &hearth::App, embedder: &Fas
     println!("[{label}] RSS: {:.0} MB", rss_mb());
 }
 
+/// Sentences/s through `POST /v1/embeddings` on a real server beside the in-process
+/// embedder, the same 100-sentence batches, three interleaved rounds each.
+fn served_embeddings(rt: &tokio::runtime::Runtime, app: &Arc<hearth::App>, embedder: &FastEmbedder, rng: &mut Rng) {
+    use hearth::search::Embedder;
+    let batches: Vec<Vec<String>> = (0..10)
+        .map(|_| (0..100).map(|_| format!("the {} {} near the {}", rng.pick(ADJ), rng.pick(NOUN), rng.pick(PLACE))).collect())
+        .collect();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/embeddings", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(hearth::http::serve(listener, app.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        let (mut local, mut served) = (0f64, 0f64);
+        for _ in 0..3 {
+            let t = Instant::now();
+            for b in &batches {
+                embedder.embed(b).await.unwrap();
+            }
+            local += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for b in &batches {
+                let r = client.post(&url).json(&serde_json::json!({"input": b, "model": "m"})).send().await.unwrap();
+                assert!(r.status().is_success());
+                let _: serde_json::Value = r.json().await.unwrap();
+            }
+            served += t.elapsed().as_secs_f64();
+        }
+        let n = (3 * batches.len() * 100) as f64;
+        println!(
+            "embeddings, batches of 100: in-process {:.0} sentences/s, POST /v1/embeddings {:.0} sentences/s ({:.2}x)",
+            n / local,
+            n / served,
+            local / served
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+    });
+}
+
 fn main() {
     let chunks: usize = std::env::var("SEARCH_BENCH_CHUNKS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
@@ -303,6 +347,8 @@ fn main() {
 
     let mut rng = Rng(0x9E3779B97F4A7C15);
     embedding_figures(&*embedder, &models, &mut rng);
+
+    served_embeddings(&rt, &app, &*embedder, &mut rng);
 
     index(&rt, &app, documents(&mut rng, 0, chunks));
     let queries: Vec<String> = (0..200).map(|_| format!("{} {} in the {}", rng.pick(ADJ), rng.pick(NOUN), rng.pick(PLACE))).collect();
