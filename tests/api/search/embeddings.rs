@@ -121,3 +121,18 @@ async fn a_remote_embedder_that_is_down_or_does_not_fit_is_a_503_never_a_500() {
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(msg.contains("384") && msg.contains("1536"), "{msg}");
 }
+
+#[tokio::test]
+async fn the_openai_embedder_passes_the_embedder_conformance_suite() {
+    let server = TestServer::start().await;
+    let e = hearth::search::openai::OpenAiEmbedder::new(hearth::search::openai::OpenAiSettings {
+        base_url: format!("{}/v1", server.url("")),
+        model: "all-MiniLM-L6-v2".into(),
+        dimension: 384,
+        batch_size: 2,
+        api_key: None,
+        timeout: std::time::Duration::from_secs(30),
+    })
+    .unwrap();
+    hearth::search::conformance::embedder(&e).await;
+}
