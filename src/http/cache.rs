@@ -41,6 +41,16 @@ pub(super) fn refine(doc: &mut serde_json::Value, config: &crate::Config) {
     let max = serde_json::json!({"maximum": config.cache.max_ttl});
     super::openapi::refine_param(doc, "/api/cache/{key}", "put", "ttl", max.clone());
     super::openapi::refine_param(doc, "/api/cache/{key}/incr", "post", "ttl", max);
+    // A value is raw bytes (utoipa would say an array of integers). Any Content-Type is
+    // stored, but the document names one so that client generators can send bytes.
+    let bytes = serde_json::json!({"type": "string", "format": "binary"});
+    let value = "/paths/~1api~1cache~1{key}";
+    super::openapi::replace(
+        doc,
+        &format!("{value}/put/requestBody/content"),
+        serde_json::json!({"application/octet-stream": {"schema": bytes}}),
+    );
+    super::openapi::replace(doc, &format!("{value}/get/responses/200/content/*~1*/schema"), bytes);
 }
 
 /// Routes of the cache module.
