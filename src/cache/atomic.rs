@@ -11,7 +11,7 @@
 //! the read and the write are not seen (a later release moves these into the backend).
 
 use super::backend::BackendEntry;
-use super::{Cache, CacheError, CacheValue, validate};
+use super::{Cache, CacheError, CacheValue, SetReceipt, validate};
 use std::time::Duration;
 
 /// The entry an update decides on.
@@ -46,6 +46,11 @@ pub enum Update<T> {
     Delete(T),
 }
 
+/// Why an increment is refused, in Redis's words (which clients recognise).
+pub const NOT_AN_INTEGER: &str = "value is not an integer or out of range";
+/// Why an increment is refused when the sum would not fit 64 bits.
+pub const OVERFLOW: &str = "increment or decrement would overflow";
+
 /// Longest an update waits for the key to be quiet before reporting contention.
 const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -73,8 +78,17 @@ impl Cache {
     pub async fn update<T>(
         &self,
         key: &str,
-        mut decide: impl FnMut(Option<&Current>) -> Result<Update<T>, CacheError>,
+        decide: impl FnMut(Option<&Current>) -> Result<Update<T>, CacheError>,
     ) -> Result<T, CacheError> {
+        Ok(self.update_stored(key, decide).await?.0)
+    }
+
+    /// As [`Cache::update`], also returning what a `Set` decision stored.
+    async fn update_stored<T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Option<&Current>) -> Result<Update<T>, CacheError>,
+    ) -> Result<(T, Option<SetReceipt>), CacheError> {
         validate::key(key)?;
         let inner = &*self.inner;
         let _turn = inner.updates.of(key).lock().await;
@@ -93,7 +107,7 @@ impl Cache {
             let now_ms = inner.clock.now_ms();
             let current = self.current(key, now_ms).await?;
             match decide(current.as_ref())? {
-                Update::Keep(answer) => return Ok(answer),
+                Update::Keep(answer) => return Ok((answer, None)),
                 Update::Set { value, ttl, tags, answer } => {
                     validate::value_size(value.len(), &inner.config)?;
                     let expires_ms = match (ttl, &current) {
@@ -110,17 +124,57 @@ impl Cache {
                     }) else {
                         continue;
                     };
-                    self.write(key, value, now_ms, expires_ms, tags, ticket).await?;
-                    return Ok(answer);
+                    let receipt = self.write(key, value, now_ms, expires_ms, tags, ticket).await?;
+                    return Ok((answer, Some(receipt)));
                 }
                 Update::Delete(answer) => {
                     let mut in_l1 = false;
                     let Some(ticket) = inner.consistency.begin_if(key, &snap, || in_l1 = self.l1_forget(key)) else { continue };
                     self.remove(key, in_l1, ticket).await?;
-                    return Ok(answer);
+                    return Ok((answer, None));
                 }
             }
         }
+    }
+
+    /// Adds `by` to the integer stored under `key` as decimal text (Redis's `INCRBY`),
+    /// atomically, and returns the sum. A missing key counts as 0 and is created with
+    /// `ttl_for_new` (None: the default TTL); an existing key keeps its TTL and tags. A
+    /// value that is not a decimal 64-bit integer, or a sum that would overflow, is
+    /// [`CacheError::Conflict`] and changes nothing.
+    pub async fn incr_by(&self, key: &str, by: i64, ttl_for_new: Option<Duration>) -> Result<i64, CacheError> {
+        self.update(key, |cur| {
+            let now = match cur {
+                None => 0,
+                Some(c) => std::str::from_utf8(c.value.data())
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| CacheError::Conflict(NOT_AN_INTEGER.into()))?,
+            };
+            let next = now.checked_add(by).ok_or_else(|| CacheError::Conflict(OVERFLOW.into()))?;
+            let value = CacheValue::with_content_type(next.to_string().into_bytes(), "text/plain");
+            Ok(Update::Set { value, ttl: if cur.is_none() { ttl_for_new } else { None }, tags: None, answer: next })
+        })
+        .await
+    }
+
+    /// Stores `value` under `key` only if the key holds no live entry (Redis's `SET NX`),
+    /// atomically; returns what it stored, or None when the key was taken.
+    pub async fn set_if_absent(
+        &self,
+        key: &str,
+        value: CacheValue,
+        ttl: Option<Duration>,
+        tags: &[String],
+    ) -> Result<Option<SetReceipt>, CacheError> {
+        let tags = validate::tags(tags)?;
+        let decide = |cur: Option<&Current>| {
+            Ok(match cur {
+                Some(_) => Update::Keep(()),
+                None => Update::Set { value: value.clone(), ttl, tags: Some(tags.clone()), answer: () },
+            })
+        };
+        Ok(self.update_stored(key, decide).await?.1)
     }
 
     /// The live entry under `key`, read without counting a hit or filling L1.

@@ -46,6 +46,16 @@ pub struct WriteOutcome {
     pub evicted: u64,
 }
 
+/// One page of [`CacheBackend::list_keys`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Full keys of live entries that passed the filter.
+    pub keys: Vec<String>,
+    /// Where the next page starts: a token of this backend's own making, to pass back as
+    /// `cursor`. None when the listing is complete.
+    pub next: Option<String>,
+}
+
 /// The L2 tier.
 #[async_trait::async_trait]
 pub trait CacheBackend: Send + Sync + 'static {
@@ -61,6 +71,20 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// Removes every entry whose key starts with `scan_prefix` and satisfies `filter`;
     /// returns how many.
     async fn delete_matching(&self, scan_prefix: &str, filter: KeyFilter) -> Result<u64, CacheError>;
+    /// One page of the live (at `now_ms`) entries whose key starts with `scan_prefix` and
+    /// passes `filter`: examines about `count` entries from `cursor` (None: the start;
+    /// else a [`KeyPage::next`] of this backend, which it may reject as invalid). Like
+    /// Redis's `SCAN`, a key present for the whole listing is listed at least once; one
+    /// set or removed during it may or may not be. A page may hold no key and still have
+    /// a next one.
+    async fn list_keys(
+        &self,
+        scan_prefix: &str,
+        filter: KeyFilter,
+        cursor: Option<&str>,
+        count: usize,
+        now_ms: i64,
+    ) -> Result<KeyPage, CacheError>;
     /// Removes entries expired at `now_ms`; returns how many.
     async fn sweep(&self, now_ms: i64) -> Result<u64, CacheError>;
     /// Current size.

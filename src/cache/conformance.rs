@@ -64,6 +64,7 @@ pub async fn run<B: CacheBackend>(mut h: impl Harness<B>) {
     preconditions_guard_writes(&b).await;
     tags_invalidate_exactly_their_entries(&b).await;
     pattern_deletes_match_prefix_and_filter(&b).await;
+    listings_page_through_live_matching_keys(&b).await;
     sweep_removes_only_expired_entries(&b).await;
     usage_and_eviction_respect_the_capacity(&b).await;
     b.set("durable:1", entry(b"kept", HOUR, &["d"]), always()).await.expect("set");
@@ -155,6 +156,49 @@ async fn pattern_deletes_match_prefix_and_filter<B: CacheBackend>(b: &B) {
     assert_eq!(b.delete_matching("pat:", all).await.expect("delete_matching"), 2, "the prefix bounds the scan");
     assert!(data(b, "patx:user:1").await.is_some(), "a key outside the prefix stays");
     b.delete("patx:user:1", always()).await.expect("delete");
+}
+
+/// Every key `list_keys` gives for `scan_prefix` and `filter` at `now_ms`, page by page
+/// (`count` per page), sorted and without repeats.
+async fn list_all<B: CacheBackend>(b: &B, scan_prefix: &str, filter: KeyFilter, count: usize, now_ms: i64) -> Vec<String> {
+    let (mut keys, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..10_000 {
+        let page = b.list_keys(scan_prefix, filter.clone(), cursor.as_deref(), count, now_ms).await.expect("list_keys");
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => {
+                keys.sort();
+                keys.dedup();
+                return keys;
+            }
+        }
+    }
+    panic!("a listing of a handful of keys never ended");
+}
+
+async fn listings_page_through_live_matching_keys<B: CacheBackend>(b: &B) {
+    for k in ["ls:a:1", "ls:a:2", "ls:a:3", "ls:a:x", "ls:b:1", "lsx:a:1"] {
+        b.set(k, entry(k.as_bytes(), HOUR, &[]), always()).await.expect("set");
+    }
+    b.set("ls:a:4", entry(b"shorter", HOUR / 2, &[]), always()).await.expect("set");
+    let all: KeyFilter = Arc::new(|_| true);
+    let digits: KeyFilter = Arc::new(|k: &str| k.rsplit(':').next().is_some_and(|s| s.chars().all(|c| c.is_ascii_digit())));
+    for count in [1, 2, 100] {
+        assert_eq!(
+            list_all(b, "ls:a:", all.clone(), count, now()).await,
+            ["ls:a:1", "ls:a:2", "ls:a:3", "ls:a:4", "ls:a:x"],
+            "pages of {count} list every live key with the prefix once"
+        );
+    }
+    assert_eq!(
+        list_all(b, "ls:a:", digits, 2, now() + HOUR / 2).await,
+        ["ls:a:1", "ls:a:2", "ls:a:3"],
+        "the filter applies, and an entry expired at now_ms is not listed"
+    );
+    assert_eq!(list_all(b, "ls:", all.clone(), 3, now()).await.len(), 6, "the prefix bounds the listing");
+    assert!(list_all(b, "nothing-here:", all.clone(), 10, now()).await.is_empty(), "no key, empty listing");
+    assert_eq!(b.delete_matching("ls", all).await.expect("cleanup"), 7);
 }
 
 async fn sweep_removes_only_expired_entries<B: CacheBackend>(b: &B) {

@@ -17,7 +17,7 @@
 //! single writer closure runs long.
 
 use super::CacheError;
-use super::backend::{BackendEntry, CacheBackend, KeyFilter, Precondition, Usage, WriteOutcome};
+use super::backend::{BackendEntry, CacheBackend, KeyFilter, KeyPage, Precondition, Usage, WriteOutcome};
 use super::record::{self, Header};
 use crate::store::{self, Store, StoreError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -313,6 +313,54 @@ impl CacheBackend for EmbeddedBackend {
                 _ => return Ok(total),
             }
         }
+    }
+
+    /// Walks `cache_entries` in key order; the cursor is the last key examined, so each
+    /// key present for the whole listing is listed exactly once.
+    async fn list_keys(
+        &self,
+        scan_prefix: &str,
+        filter: KeyFilter,
+        cursor: Option<&str>,
+        count: usize,
+        now_ms: i64,
+    ) -> Result<KeyPage, CacheError> {
+        let (prefix, after) = (scan_prefix.to_owned(), cursor.map(str::to_owned));
+        let count = count.max(1);
+        Ok(self
+            .store
+            .read(move |txn| -> Result<KeyPage, StoreError> {
+                let Some(t) = store::open_read(txn, ENTRIES)? else { return Ok(KeyPage::default()) };
+                let from = match &after {
+                    Some(a) if a.as_str() > prefix.as_str() => a.as_str(),
+                    _ => prefix.as_str(),
+                };
+                let mut page = KeyPage::default();
+                let (mut examined, mut last) = (0, None);
+                for row in t.range(from..)? {
+                    let (k, rec) = row?;
+                    let k = k.value();
+                    if after.as_deref() == Some(k) {
+                        continue;
+                    }
+                    if !k.starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    if examined == count {
+                        // There is at least one more key: the next page starts after `last`.
+                        page.next = last.take();
+                        break;
+                    }
+                    examined += 1;
+                    let live = record::split(rec.value()).is_ok_and(|(h, _)| h.expires_ms > now_ms);
+                    if live && filter(k) {
+                        page.keys.push(k.to_owned());
+                    }
+                    last = Some(k.to_owned());
+                }
+                Ok(page)
+            })
+            .await?)
     }
 
     async fn sweep(&self, now_ms: i64) -> Result<u64, CacheError> {

@@ -25,6 +25,10 @@ pub enum CacheError {
     /// A cached value could not be decoded into the requested type.
     #[error("cached value does not decode: {0}")]
     Decode(String),
+    /// The key's current value does not allow the operation: an increment of a value that
+    /// is not a decimal 64-bit integer, or one that would overflow.
+    #[error("{0}")]
+    Conflict(String),
     /// The embedded L2 store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -47,6 +51,7 @@ impl From<CacheError> for ApiError {
             CacheError::TooLarge(message) => ApiError::too_large("value", message),
             CacheError::Factory(e) => ApiError::internal(format!("cache factory: {e:#}")),
             CacheError::Decode(m) => ApiError::internal(format!("cache decode: {m}")),
+            CacheError::Conflict(m) => ApiError::conflict(m),
             CacheError::Store(e) => ApiError::from(e),
             CacheError::Backend(m) => ApiError::unavailable(format!("cache backend unavailable: {m}")),
         }

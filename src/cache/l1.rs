@@ -121,6 +121,11 @@ impl L1 {
         n.get()
     }
 
+    /// The keys of live entries for which `keep` is true, in no particular order.
+    pub fn live_keys(&self, clock: &CacheClock, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        self.cache.iter().filter(|(k, e)| keep(k.as_str()) && clock.alive(e.expires_ms)).map(|(k, _)| k.as_str().to_owned()).collect()
+    }
+
     /// Entries held (including expired ones not yet looked up).
     pub fn len(&self) -> u64 {
         self.cache.len() as u64

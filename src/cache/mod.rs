@@ -33,6 +33,7 @@ mod flight;
 mod hooks;
 mod key;
 mod l1;
+pub mod listing;
 mod model;
 mod peers;
 pub(crate) mod record;
@@ -41,10 +42,11 @@ mod time;
 mod typed;
 pub mod validate;
 
-pub use atomic::{Current, Update};
+pub use atomic::{Current, NOT_AN_INTEGER, OVERFLOW, Update};
 pub use backend::{BackendEntry, CacheBackend, Changed};
 pub use error::CacheError;
 pub use hooks::CacheHooks;
+pub use listing::KeyListing;
 pub use model::{CacheStats, CacheValue, Hit, SetReceipt, Tier, TierStats};
 
 use crate::{clock::SharedClock, store::Store};

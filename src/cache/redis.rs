@@ -20,7 +20,7 @@
 //! memory (`maxmemory`), so [`CacheBackend::capacity`] is unbounded here.
 
 use super::CacheError;
-use super::backend::{BackendEntry, CacheBackend, Changed, KeyFilter, Precondition, Usage, WriteOutcome};
+use super::backend::{BackendEntry, CacheBackend, Changed, KeyFilter, KeyPage, Precondition, Usage, WriteOutcome};
 use super::record;
 use crate::cluster::{Redis, RedisError};
 use ::redis::Script;
@@ -213,6 +213,36 @@ impl CacheBackend for RedisBackend {
             cursor = next;
         }
         self.delete_keys(doomed).await
+    }
+
+    /// One `SCAN … MATCH <prefix>e:<scan_prefix>* COUNT <count>` over the value keys, which
+    /// Redis expires itself; the cursor is Redis's own.
+    async fn list_keys(
+        &self,
+        scan_prefix: &str,
+        filter: KeyFilter,
+        cursor: Option<&str>,
+        count: usize,
+        now_ms: i64,
+    ) -> Result<KeyPage, CacheError> {
+        let from: u64 = match cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| CacheError::invalid("cursor", "not a cursor of this listing"))?,
+        };
+        let values = format!("{}e:", self.prefix);
+        let pattern = format!("{values}{}*", glob_escape(scan_prefix));
+        let (next, found): (u64, Vec<String>) =
+            self.redis.query(::redis::cmd("SCAN").arg(from).arg("MATCH").arg(&pattern).arg("COUNT").arg(count.max(1))).await?;
+        let mut keys: Vec<String> =
+            found.into_iter().filter_map(|k| k.strip_prefix(&values).map(str::to_owned)).filter(|k| filter(k)).collect();
+        if !keys.is_empty() {
+            // Redis reclaims an expired key lazily, and by its own clock: the expiry index
+            // holds each entry's exact expiry.
+            let expiries: Vec<Option<f64>> = self.redis.query(::redis::cmd("ZMSCORE").arg(format!("{}x", self.prefix)).arg(&keys)).await?;
+            let mut live = expiries.into_iter().map(|e| e.is_some_and(|ms| ms as i64 > now_ms));
+            keys.retain(|_| live.next().unwrap_or(false));
+        }
+        Ok(KeyPage { keys, next: (next != 0).then(|| next.to_string()) })
     }
 
     async fn sweep(&self, now_ms: i64) -> Result<u64, CacheError> {

@@ -21,7 +21,7 @@
 //! |---|---|
 //! | nobody (auth on) | `/healthz`, `/readyz`, `/openapi.json` only; everything else 401 |
 //! | admin key (or auth off) | everything |
-//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /v1/embeddings`, `POST /api/auth/stream-ticket`; any other write 403 |
+//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /api/cache/mget`, `POST /v1/embeddings`, `POST /api/auth/stream-ticket`; any other write 403 |
 //! | user token | stream tickets for itself; its own notification feed (list, unread count, get, read, read-all, delete; preferences read-only) and streams (`/ws/notifications` for itself, `/ws/progress`, `GET /api/progress/{id}` and its `/events`: a progress id is a capability, as export ids are); exports: create (it becomes the owner; `notify_user_id` only itself, no `webhook_url`/`webhook_secret`), list its own, get, download and delete its own. Everything else 403: sending notifications, jobs, queues, schedules, cache, search, stored sources, progress writes and listing, `/metrics`, minting tokens |
 //!
 //! A credential in the query string (`?token=`, `?access_token=`) counts only on stream
@@ -124,7 +124,7 @@ impl Authenticator {
             }
             (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
-        Authenticator { keys, token_key, max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(24 * 3600), spent: Default::default() }
+        Authenticator { keys, token_key, max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(super::system::DEFAULT_MAX_TOKEN_TTL), spent: Default::default() }
     }
 
     /// True when API keys are configured.
@@ -249,7 +249,7 @@ pub fn caller_id(principal: &Principal, credential: Option<&str>, peer: Option<s
 }
 
 /// POST routes that only read: a read-only key may call them.
-const READ_ONLY_POSTS: &[&str] = &["/api/search", "/v1/embeddings", "/api/auth/stream-ticket"];
+const READ_ONLY_POSTS: &[&str] = &["/api/search", "/api/cache/mget", "/v1/embeddings", "/api/auth/stream-ticket"];
 
 /// Whether `principal` may make this request at all; finer per-user checks happen in handlers.
 pub fn authorize(principal: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {

@@ -40,26 +40,91 @@ fn field_of(path: &serde_path_to_error::Path, message: &str) -> String {
 }
 
 /// Parses a JSON body, naming the failing field on error.
+///
+/// JSON has one number type: `3.0` is the integer 3 to JSON Schema (and so to the OpenAPI
+/// document and the clients generated from it), while serde refuses it for an integer
+/// field. A body refused for a whole float where an integer belongs is read again with
+/// that number made an integer, field by field; only a body that still fails is an
+/// error. (The rereading runs only on that error path.)
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let path = e.path().clone();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                Err(ApiError::new(ErrorCode::MalformedJson, format!("request body is not valid JSON: {inner}")))
-            } else {
-                let msg = inner.to_string();
-                let field = field_of(&path, &msg);
-                let mut err = ApiError::invalid(field, msg);
-                if err.field.as_deref() == Some("body") {
-                    err.code = ErrorCode::MalformedJson;
-                }
-                Err(err)
-            }
+    let first = match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    if !is_float_for_integer(&first) {
+        return Err(shape_error(first));
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(shape_error(first)) };
+    let mut err = first;
+    // Each round fixes one field; a body has few integer fields.
+    for _ in 0..64 {
+        if !is_float_for_integer(&err) || !make_integer(&mut doc, err.path()) {
+            break;
+        }
+        match serde_path_to_error::deserialize::<_, T>(doc.clone()) {
+            Ok(v) => return Ok(v),
+            Err(e) => err = e,
         }
     }
+    Err(shape_error(err))
+}
+
+fn is_float_for_integer<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> bool {
+    e.inner().to_string().starts_with("invalid type: floating point")
+}
+
+/// Turns the number at `path` into the integer it equals; false if it is not whole.
+fn make_integer(doc: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let mut at = doc;
+    for seg in path.iter() {
+        let next = match (seg, at) {
+            (Segment::Seq { index }, serde_json::Value::Array(a)) => a.get_mut(*index),
+            (Segment::Map { key }, serde_json::Value::Object(o)) => o.get_mut(key),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        at = next;
+    }
+    let Some(f) = at.as_f64().filter(|f| f.fract() == 0.0) else { return false };
+    *at = if f >= 0.0 && f < u64::MAX as f64 {
+        serde_json::Value::from(f as u64)
+    } else if f < 0.0 && f >= i64::MIN as f64 {
+        serde_json::Value::from(f as i64)
+    } else {
+        return false;
+    };
+    true
+}
+
+/// A deserialization error of a body as an [`ApiError`] naming the field.
+fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().clone();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::new(ErrorCode::MalformedJson, format!("request body is not valid JSON: {inner}"));
+    }
+    let msg = inner.to_string();
+    let field = field_of(&path, &msg);
+    let mut err = ApiError::invalid(field, msg);
+    if err.field.as_deref() == Some("body") {
+        err.code = ErrorCode::MalformedJson;
+    }
+    err
+}
+
+/// Parses a body that may be left out: empty (or `null`) is `T::default()`, anything else
+/// must be a JSON object (serde would also read a struct from an array of its fields).
+pub fn parse_optional_object<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    let text = body.trim_ascii();
+    if text.is_empty() || text == b"null" {
+        return Ok(T::default());
+    }
+    if !text.starts_with(b"{") {
+        return Err(ApiError::new(ErrorCode::MalformedJson, "the body must be a JSON object (or empty)"));
+    }
+    parse_json(text)
 }
 
 /// JSON body extractor whose rejections are [`ApiError`]s.
@@ -176,6 +241,11 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("inner.items[1]"));
         let e = parse_json::<Req>(b"{nope").unwrap_err();
         assert_eq!(e.code, ErrorCode::MalformedJson);
+        // A whole float is the integer it equals (as JSON Schema says); a fraction is not.
+        let r = parse_json::<Req>(br#"{"name": "x", "priority": 7.0, "inner": {"items": [1, 2.0, 3e0]}}"#).unwrap();
+        assert_eq!((r.priority, r.inner.unwrap().items), (7, vec![1, 2, 3]));
+        let e = parse_json::<Req>(br#"{"name": "x", "priority": 7.5}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("priority"));
     }
 
     #[test]

@@ -101,6 +101,26 @@ async fn create_export(
     Ok((StatusCode::ACCEPTED, axum::Json(created)))
 }
 
+/// States in the OpenAPI document the enabled formats and the rules of stored sources.
+pub(super) fn refine(doc: &mut serde_json::Value, app: &crate::App) {
+    use serde_json::json;
+    let r = super::openapi::refine;
+    r(doc, "/components/schemas/ExportRequest/properties/format", json!({"enum": app.export.renderer().format_names()}));
+    r(doc, "/components/schemas/Document/properties/content", json!({"minLength": 1, "pattern": "\\S"}));
+    // Ids of stored sources: at most 200 characters, no '/' or control characters.
+    let id = json!({"maxLength": 200, "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"});
+    for source in ["Document", "Transcript"] {
+        r(doc, &format!("/components/schemas/{source}/properties/id"), id.clone());
+    }
+    super::openapi::refine_param(
+        doc,
+        "/api/exports",
+        "get",
+        "status",
+        json!({"enum": ["pending", "running", "completed", "failed", "cancelled"]}),
+    );
+}
+
 /// Query of `GET /api/exports`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -110,6 +130,7 @@ pub struct ListParams {
     /// Only this status: pending, running, completed, failed, cancelled.
     pub status: Option<String>,
     /// At most this many, newest first (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

@@ -11,7 +11,7 @@
 
 use super::AppState;
 use super::auth::Principal;
-use super::error::{ApiResult, Json, Query, parse_json};
+use super::error::{ApiResult, Json, Query, parse_optional_object};
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::reserved;
 use crate::jobs::{
@@ -28,6 +28,64 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// What `jobs::validate::check_name` accepts: 1 to 200 bytes, not only whitespace, no
+/// control characters.
+const NAME: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// What `jobs::validate::check_queue` accepts.
+const QUEUE: &str = "^[A-Za-z0-9_.:-]+$";
+
+/// States in the OpenAPI document the rules `jobs::validate` enforces on the job queue's
+/// request types (which live in `jobs/`, beside that validation).
+pub(super) fn refine(doc: &mut serde_json::Value) {
+    use crate::jobs::limits::{MAX_BACKOFF_MS, MAX_HORIZON_SECONDS, MAX_TIMEOUT_SECONDS, MAX_UNIQUE_FOR_SECONDS};
+    use serde_json::json;
+    let r = super::openapi::refine;
+    let name = json!({"minLength": 1, "maxLength": 200, "pattern": NAME});
+    let queue = json!({"minLength": 1, "maxLength": 200, "pattern": QUEUE});
+
+    let e = "/components/schemas/EnqueueRequest/properties";
+    r(doc, &format!("{e}/name"), name.clone());
+    r(doc, &format!("{e}/queue"), queue.clone());
+    r(doc, &format!("{e}/priority"), json!({"minimum": 0, "maximum": 9}));
+    r(doc, &format!("{e}/delay"), json!({"minimum": 0, "maximum": MAX_HORIZON_SECONDS}));
+    r(doc, &format!("{e}/max_attempts"), json!({"minimum": 1, "maximum": 1000}));
+    r(doc, &format!("{e}/timeout"), json!({"minimum": 1, "maximum": MAX_TIMEOUT_SECONDS}));
+    r(doc, &format!("{e}/unique_key"), name.clone());
+    r(doc, &format!("{e}/unique_for"), json!({"minimum": 1, "maximum": MAX_UNIQUE_FOR_SECONDS}));
+    r(doc, &format!("{e}/depends_on/items"), name.clone());
+    // Any JSON value is a payload (and a job's result).
+    super::openapi::replace(doc, &format!("{e}/payload"), json!({}));
+    super::openapi::replace(doc, "/components/schemas/Job/properties/payload", json!({}));
+    super::openapi::replace(doc, "/components/schemas/Job/properties/result", json!({}));
+    r(
+        doc,
+        &format!("{e}/id"),
+        json!({"minLength": 1, "maxLength": 200, "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]*[^/\\s\\u0000-\\u001f\\u007f-\\u009f][^/\\u0000-\\u001f\\u007f-\\u009f]*$"}),
+    );
+    for f in ["base_ms", "max_ms"] {
+        r(doc, &format!("/components/schemas/Backoff/properties/{f}"), json!({"maximum": MAX_BACKOFF_MS}));
+    }
+    let c = "/components/schemas/ClaimRequest/properties";
+    r(doc, &format!("{c}/queues"), json!({"minItems": 1}));
+    r(doc, &format!("{c}/queues/items"), queue.clone());
+    r(doc, &format!("{c}/worker_id"), name.clone());
+    r(doc, &format!("{c}/max"), json!({"minimum": 1, "maximum": crate::jobs::validate::MAX_CLAIM}));
+    r(doc, &format!("{c}/lease_seconds"), json!({"minimum": 1, "maximum": 86400}));
+    r(doc, &format!("{c}/wait_ms"), json!({"maximum": 30000}));
+    r(
+        doc,
+        "/components/schemas/ScheduleRequest/properties/name",
+        json!({"minLength": 1, "maxLength": 200, "pattern": "^[^/:\\u0000-\\u001f\\u007f-\\u009f]*$"}),
+    );
+    let p = super::openapi::refine_param;
+    p(doc, "/api/jobs", "get", "limit", json!({"minimum": 1, "maximum": 1000}));
+    p(doc, "/api/jobs", "get", "cursor", json!({"pattern": "^[0-9]{1,19}$"}));
+    p(doc, "/api/jobs", "get", "status", json!({"enum": ["pending", "scheduled", "running", "completed", "failed", "dead", "cancelled"]}));
+    for path in ["/api/queues/{queue}/pause", "/api/queues/{queue}/resume"] {
+        p(doc, path, "post", "queue", queue.clone());
+    }
+}
 
 /// Routes of the jobs module.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -49,11 +107,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_dead))
         .routes(routes!(purge))
         .merge(super::job_events::routes())
-}
-
-/// Parses an optional JSON body: empty means all defaults.
-fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) { Ok(T::default()) } else { parse_json(body) }
 }
 
 fn service(p: &Principal) -> ApiResult<()> {
@@ -171,18 +224,20 @@ pub struct HeartbeatRequest {
     pub worker_id: Option<String>,
     /// Progress percent 0–100, reported to the progress module under the job id.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub progress: Option<f64>,
     /// Stage name for the progress.
     #[serde(default)]
     pub stage: Option<String>,
-    /// New lease length from now (default: the claim's lease length).
+    /// New lease length from now, 1 to 86400 seconds (default: the claim's lease length).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
     pub lease_seconds: Option<u64>,
 }
 
 /// Extends a running job's lease; says whether the job was cancelled.
 #[utoipa::path(post, path = "/api/jobs/{id}/heartbeat", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    request_body = HeartbeatRequest,
+    request_body(content = Option<HeartbeatRequest>, description = "Optional: an empty body means all defaults"),
     responses((status = 200, body = HeartbeatAck), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn heartbeat(
@@ -192,7 +247,7 @@ async fn heartbeat(
     body: Bytes,
 ) -> ApiResult<axum::Json<HeartbeatAck>> {
     service(&p)?;
-    let req: HeartbeatRequest = optional_body(&body)?;
+    let req: HeartbeatRequest = parse_optional_object(&body)?;
     let progress = req.progress.map(|v| (v, req.stage.as_deref()));
     Ok(axum::Json(s.jobs.heartbeat(&id, req.worker_id.as_deref(), req.lease_seconds, progress).await?))
 }
@@ -201,9 +256,9 @@ async fn heartbeat(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
-    /// The job's result.
+    /// The job's result: any JSON value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
     /// The claiming worker (checked when given).
     #[serde(default)]
@@ -212,7 +267,7 @@ pub struct CompleteRequest {
 
 /// Completes a running job. Durable when answered.
 #[utoipa::path(post, path = "/api/jobs/{id}/complete", tag = "jobs", params(("id" = String, Path, description = "job id")),
-    request_body = CompleteRequest,
+    request_body(content = Option<CompleteRequest>, description = "Optional: an empty body means all defaults"),
     responses((status = 200, body = Job), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody)))]
 async fn complete(
@@ -222,7 +277,7 @@ async fn complete(
     body: Bytes,
 ) -> ApiResult<axum::Json<Job>> {
     service(&p)?;
-    let req: CompleteRequest = optional_body(&body)?;
+    let req: CompleteRequest = parse_optional_object(&body)?;
     Ok(axum::Json(s.jobs.complete(&id, req.worker_id.as_deref(), req.result).await?))
 }
 
@@ -231,10 +286,11 @@ async fn complete(
 #[serde(deny_unknown_fields)]
 pub struct CompleteItem {
     /// The job's id.
+    #[schema(min_length = 1)]
     pub id: String,
-    /// The job's result.
+    /// The job's result: any JSON value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
 }
 
@@ -246,6 +302,7 @@ pub struct CompleteBatchRequest {
     #[serde(default)]
     pub worker_id: Option<String>,
     /// 1 to 1000 running jobs, each id at most once.
+    #[schema(min_items = 1, max_items = 1000)]
     pub jobs: Vec<CompleteItem>,
 }
 

@@ -18,6 +18,7 @@ pub mod ui;
 
 pub mod cache;
 pub mod embeddings;
+mod cache_ops;
 pub mod export;
 pub mod job_events;
 pub mod jobs;
@@ -83,8 +84,9 @@ pub fn router(app: Arc<App>) -> Router {
     let streams = limits::StreamSlots::new(server.max_streams_per_caller);
     let state: AppState = Arc::new(ServerState { auth: Authenticator::new(&app.config), streams, app });
     let (router, api) = api_router(&state).split_for_parts();
-    let api = openapi::finish(api);
-    let spec = Arc::new(serde_json::to_vec_pretty(&api).expect("openapi serializes"));
+    let mut doc = serde_json::to_value(openapi::finish(api, state.auth.enabled())).expect("openapi serializes");
+    refine(&mut doc, &state.app);
+    let spec = Arc::new(serde_json::to_vec_pretty(&doc).expect("openapi serializes"));
     let router = router
         .route(
             "/openapi.json",
@@ -138,6 +140,32 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         }
     }
     r
+}
+
+/// The constraints route files state on the serialized OpenAPI document
+/// ([`openapi::refine`]): limits taken from the configuration, and rules of types the
+/// route file does not own.
+fn refine(doc: &mut serde_json::Value, app: &App) {
+    let config = &app.config;
+    system::refine(doc, config);
+    if config.modules.notification.enabled {
+        notify::refine(doc, app);
+    }
+    if config.modules.progress.enabled {
+        progress::refine(doc);
+    }
+    if config.modules.cache.enabled {
+        cache::refine(doc, config);
+    }
+    if config.modules.job_queue.enabled {
+        jobs::refine(doc);
+    }
+    if config.modules.search.enabled {
+        search::refine(doc, config);
+    }
+    if config.modules.export.enabled {
+        export::refine(doc, app);
+    }
 }
 
 async fn module_disabled(name: &'static str) -> ApiError {

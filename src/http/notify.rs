@@ -106,15 +106,58 @@ async fn send_batch(
     Ok(axum::Json(BatchOutcome { notifications }))
 }
 
+/// States in the OpenAPI document the rules the notification service enforces on its
+/// requests, with the configured limits and channels.
+pub(super) fn refine(doc: &mut serde_json::Value, app: &crate::App) {
+    use serde_json::json;
+    let cfg = &app.config.notification;
+    let r = super::openapi::refine;
+    let no_control = super::openapi::NO_CONTROL;
+    let user = json!({"minLength": 1, "maxLength": crate::notify::MAX_USER_ID, "pattern": no_control});
+    let channels = json!({"enum": app.notify.channel_names()});
+    for schema in ["SendRequest", "BatchSendRequest"] {
+        let at = format!("/components/schemas/{schema}/properties");
+        // Not blank: at least one character that is not whitespace.
+        r(doc, &format!("{at}/title"), json!({"minLength": 1, "maxLength": cfg.max_title_bytes, "pattern": "\\S"}));
+        r(doc, &format!("{at}/message"), json!({"maxLength": cfg.max_message_bytes}));
+        r(doc, &format!("{at}/channels/items"), channels.clone());
+        r(doc, &format!("{at}/action_label"), json!({"maxLength": 256}));
+        r(doc, &format!("{at}/template"), json!({"pattern": "^[A-Za-z0-9_-]{1,64}$"}));
+        r(doc, &format!("{at}/data"), json!({"type": ["object", "null"]}));
+    }
+    r(doc, "/components/schemas/SendRequest/properties/user_id", user.clone());
+    r(
+        doc,
+        "/components/schemas/BatchSendRequest/properties/user_ids",
+        json!({"minItems": 1, "maxItems": cfg.max_batch, "uniqueItems": true}),
+    );
+    r(doc, "/components/schemas/BatchSendRequest/properties/user_ids/items", user.clone());
+    r(doc, "/components/schemas/ReadAllRequest/properties/user_id", user.clone());
+    // An address, or empty (or null) for none.
+    r(doc, "/components/schemas/PreferencesInput/properties/email", json!({"anyOf": [{"maxLength": 0}, {"format": "email"}]}));
+    r(
+        doc,
+        "/components/schemas/PreferencesInput/properties/channels",
+        json!({"propertyNames": {"enum": ["info", "success", "warning", "error"]}}),
+    );
+    r(doc, "/components/schemas/PreferencesInput/properties/channels/additionalProperties/items", channels);
+    super::openapi::refine_param(doc, "/api/notifications", "get", "cursor", json!({"pattern": "^[0-9]{0,19}$"}));
+    for (path, method) in [("/api/notifications/preferences/{user_id}", "get"), ("/api/notifications/preferences/{user_id}", "put")] {
+        super::openapi::refine_param(doc, path, method, "user_id", user.clone());
+    }
+}
+
 /// Query of the feed listing.
 #[derive(Deserialize, IntoParams)]
 pub struct ListParams {
-    /// Whose feed.
+    /// Whose feed (1 to 256 bytes without control characters).
+    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub user_id: String,
     /// Only unread notifications.
     #[serde(default)]
     pub unread_only: bool,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// The `x-next-cursor` header of the previous page.
     pub cursor: Option<String>,
@@ -155,7 +198,8 @@ fn query_error(e: crate::notify::NotifyError) -> ApiError {
 /// Query naming a user.
 #[derive(Deserialize, IntoParams)]
 pub struct UserParams {
-    /// The user.
+    /// The user (1 to 256 bytes without control characters).
+    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub user_id: String,
 }
 
@@ -286,7 +330,8 @@ async fn put_preferences(
 /// Query of the notification WebSocket.
 #[derive(Deserialize, IntoParams)]
 pub struct WsParams {
-    /// Whose notifications.
+    /// Whose notifications (1 to 256 bytes without control characters).
+    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub user_id: String,
 }
 

@@ -10,7 +10,7 @@ use super::stream;
 use super::{
     AppState,
     auth::Principal,
-    error::{ApiResult, Json, Query, body_error, parse_json},
+    error::{ApiResult, Json, Query, body_error, parse_json, parse_optional_object},
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::progress::{ListQuery, NewProgress, Progress, ProgressStatus, ProgressUpdate, live::Feed, machine};
@@ -25,8 +25,6 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{Response, sse::Event as SseEvent},
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -46,7 +44,37 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws))
 }
 
-/// Parses an optional JSON body: an empty body is `T::default()`.
+/// States in the OpenAPI document the rules `progress::machine` enforces on requests.
+pub(super) fn refine(doc: &mut serde_json::Value) {
+    use crate::progress::machine::{MAX_ID_LEN, MAX_STAGE_NAME, MAX_STAGES};
+    use serde_json::json;
+    let r = super::openapi::refine;
+    let id = json!({"pattern": format!("^[A-Za-z0-9_.:@-]{{1,{MAX_ID_LEN}}}$")});
+    let stage = json!({"minLength": 1, "maxLength": MAX_STAGE_NAME, "pattern": "\\S"});
+    r(doc, "/components/schemas/NewProgress/properties/id", id);
+    r(doc, "/components/schemas/NewProgress/properties/stages", json!({"maxItems": MAX_STAGES}));
+    r(doc, "/components/schemas/StageInput/oneOf/0", stage.clone());
+    r(doc, "/components/schemas/StageInput/oneOf/1/properties/name", stage.clone());
+    r(doc, "/components/schemas/StageInput/oneOf/1/properties/weight", json!({"exclusiveMinimum": 0, "maximum": 1e9}));
+    r(doc, "/components/schemas/ProgressUpdate/properties/progress", json!({"minimum": 0, "maximum": 100}));
+    r(doc, "/components/schemas/ProgressUpdate/properties/stage", stage);
+    super::openapi::refine_param(
+        doc,
+        "/api/progress",
+        "get",
+        "cursor",
+        json!({"pattern": format!("^[A-Za-z0-9_.:@-]{{0,{MAX_ID_LEN}}}$")}),
+    );
+    super::openapi::refine_param(
+        doc,
+        "/api/progress",
+        "get",
+        "status",
+        json!({"enum": ["", "pending", "processing", "completed", "failed", "cancelled"]}),
+    );
+}
+
+/// Parses an optional JSON body: an empty body (or `null`) is `T::default()`.
 fn optional_json<T: DeserializeOwned + Default>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let body = body.map_err(body_error)?;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -57,7 +85,7 @@ fn optional_json<T: DeserializeOwned + Default>(headers: &HeaderMap, body: Resul
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json"));
     }
-    parse_json(&body)
+    parse_optional_object(&body)
 }
 
 /// Creates a progress. Stored durably before the answer; an `id` already in use is 409.
@@ -75,8 +103,9 @@ pub struct ListParams {
     /// Only progress in this state: `pending`, `processing`, `completed`, `failed`, `cancelled`.
     pub status: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (the last id listed).
     pub cursor: Option<String>,
 }
 
@@ -109,16 +138,14 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListParams>) -> ApiResu
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => {
-            let bad = || ApiError::invalid_query("cursor", "not a cursor returned by this endpoint");
-            let id = String::from_utf8(URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?).map_err(|_| bad())?;
-            machine::validate_id(&id).map_err(|_| bad())?;
-            Some(id)
+            machine::validate_id(c).map_err(|_| ApiError::invalid_query("cursor", "not a cursor returned by this endpoint"))?;
+            Some(c.to_string())
         }
     };
     let mut items = s.progress.list(ListQuery { status, after, limit: limit + 1 }).await?;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|p| URL_SAFE_NO_PAD.encode(p.id.as_bytes()))
+        items.last().map(|p| p.id.clone())
     } else {
         None
     };
@@ -165,7 +192,7 @@ async fn advance(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
 #[serde(default, deny_unknown_fields)]
 pub struct CompleteRequest {
     /// Any JSON result kept with the progress.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
 }
 
@@ -188,7 +215,8 @@ async fn complete(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailRequest {
-    /// What went wrong (1–10,000 characters).
+    /// What went wrong (1–10,000 bytes, not blank).
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     pub error: String,
 }
 

@@ -10,6 +10,21 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// States the configured result bound in the OpenAPI document.
+pub(super) fn refine(doc: &mut serde_json::Value, config: &crate::Config) {
+    use serde_json::json;
+    let (r, cfg) = (super::openapi::refine, &config.search);
+    let max = json!({"maximum": cfg.search.max_limit});
+    super::openapi::refine_param(doc, "/api/search/{id}/similar", "get", "limit", max.clone());
+    let not_blank = |max: usize| json!({"minLength": 1, "maxLength": max, "pattern": "\\S"});
+    r(doc, "/components/schemas/SearchDocument/properties/id", not_blank(crate::search::MAX_ID_BYTES));
+    r(doc, "/components/schemas/SearchDocument/properties/content", not_blank(cfg.max_content_bytes));
+    r(doc, "/components/schemas/BatchRequest/properties/documents", json!({"minItems": 1, "maxItems": cfg.max_batch_docs}));
+    r(doc, "/components/schemas/SearchRequest/properties/query", not_blank(4096));
+    r(doc, "/components/schemas/SearchRequest/properties/mode", json!({"enum": ["keyword", "semantic", "hybrid", null]}));
+    r(doc, "/components/schemas/SearchRequest/properties/limit", json!({"minimum": 1, "maximum": cfg.search.max_limit}));
+}
+
 /// Routes of the search module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

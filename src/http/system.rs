@@ -104,11 +104,22 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintTokenRequest {
-    /// The user the token is for.
+    /// The user the token is for (1 to 256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
     pub user_id: String,
     /// Lifetime in seconds (default 3600, at most `auth.max_token_ttl_seconds`).
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<u64>,
 }
+
+/// States the configured token lifetime bound in the OpenAPI document.
+pub(super) fn refine(doc: &mut serde_json::Value, config: &crate::Config) {
+    let max = config.auth.max_token_ttl_seconds.unwrap_or(DEFAULT_MAX_TOKEN_TTL);
+    super::openapi::refine(doc, "/components/schemas/MintTokenRequest/properties/ttl_seconds", serde_json::json!({"maximum": max}));
+}
+
+/// Longest token lifetime when `auth.max_token_ttl_seconds` is not set.
+pub const DEFAULT_MAX_TOKEN_TTL: u64 = 24 * 3600;
 
 /// A minted user token.
 #[derive(Serialize, ToSchema)]

@@ -48,6 +48,7 @@ pub use model::{
     BatchSendRequest, Delivery, DeliveryState, FeedPage, ListQuery, Notification, NotificationKind, Preferences, PreferencesInput,
     SendOutcome, SendRequest,
 };
+pub(crate) use send::MAX_USER_ID;
 pub use send::check_user_id;
 pub use store::{NotificationStore, RenderedEmail};
 

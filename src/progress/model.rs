@@ -195,8 +195,8 @@ pub struct Progress {
     /// Application data given at creation.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
-    /// The result given on completion.
-    #[schema(value_type = Option<Object>)]
+    /// The result given on completion: any JSON value.
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
     /// The error message given on failure.
     pub error: Option<String>,

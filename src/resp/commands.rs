@@ -8,6 +8,7 @@
 //! commands (`INCR`, `APPEND`, `SET NX|XX|GET|KEEPTTL`, `GETDEL`, `HEARTH.CAD`, ...) are
 //! atomic through [`Cache::update`].
 
+use super::cursors::Cursors;
 use super::proto::Reply;
 use crate::cache::{Cache, CacheValue, Current, Update};
 use crate::http::auth::{Authenticator, Principal};
@@ -24,6 +25,8 @@ pub struct Session {
     pub name: Option<String>,
     /// The connection's number (`CLIENT ID`).
     pub id: u64,
+    /// The endpoint's `SCAN` cursors, shared by every connection.
+    pub cursors: std::sync::Arc<Cursors>,
 }
 
 /// What the connection does after a reply.
@@ -42,8 +45,10 @@ const REDIS_VERSION: &str = "7.2.0";
 const CONNECTION: &[&str] = &["QUIT", "AUTH", "HELLO", "RESET", "CLIENT"];
 
 /// The commands that only read, besides the connection commands `run` handles itself.
-const READS: &[&str] =
-    &["PING", "ECHO", "SELECT", "INFO", "COMMAND", "GET", "MGET", "EXISTS", "TOUCH", "TYPE", "STRLEN", "TTL", "PTTL", "DBSIZE"];
+const READS: &[&str] = &[
+    "PING", "ECHO", "SELECT", "INFO", "COMMAND", "GET", "MGET", "EXISTS", "TOUCH", "TYPE", "STRLEN", "TTL", "PTTL", "DBSIZE", "SCAN",
+    "KEYS",
+];
 
 /// The commands that change data (refused to read-only keys).
 const WRITES: &[&str] = &[
@@ -98,7 +103,7 @@ pub async fn run(cache: &Cache, auth: &Authenticator, s: &mut Session, args: Vec
         }
         Some(_) => match name.as_str() {
             "CLIENT" => client(s, a).unwrap_or_else(|e| e),
-            _ => match command(cache, &name, a).await {
+            _ => match command(cache, &s.cursors, &name, a).await {
                 Ok(r) | Err(r) => r,
             },
         },
@@ -129,13 +134,13 @@ pub async fn run_write(cache: &Cache, s: &Session, args: Vec<Bytes>) -> Reply {
     match &s.principal {
         None => Reply::Error("NOAUTH Authentication required.".into()),
         Some(Principal::ReadOnly) => Reply::Error("NOPERM this API key is read-only and cannot run this command".into()),
-        Some(_) => match command(cache, &name, &args[1..]).await {
+        Some(_) => match command(cache, &s.cursors, &name, &args[1..]).await {
             Ok(r) | Err(r) => r,
         },
     }
 }
 
-async fn command(cache: &Cache, name: &str, a: &[Bytes]) -> Res {
+async fn command(cache: &Cache, cursors: &Cursors, name: &str, a: &[Bytes]) -> Res {
     let arity = |min: usize, max: Option<usize>| -> Result<(), Reply> {
         if a.len() < min || max.is_some_and(|m| a.len() > m) {
             return Err(Reply::err(format!("wrong number of arguments for '{}' command", name.to_ascii_lowercase())));
@@ -333,12 +338,46 @@ async fn command(cache: &Cache, name: &str, a: &[Bytes]) -> Res {
             let tags: Vec<String> = a.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
             Ok(Reply::Int(cache.invalidate(&tags).await.map_err(failed)? as i64))
         }
-        "KEYS" | "SCAN" => Err(Reply::err(format!(
-            "'{}' is not available on hearth's cache yet (listing keys is on the roadmap)",
-            name.to_ascii_lowercase()
-        ))),
+        "KEYS" => {
+            arity(1, Some(1))?;
+            let keys = cache.all_keys(&String::from_utf8_lossy(&a[0])).await.map_err(failed)?;
+            Ok(Reply::Array(keys.into_iter().map(Reply::text).collect()))
+        }
+        "SCAN" => {
+            arity(1, None)?;
+            scan(cache, cursors, a).await
+        }
         _ => Err(unknown(name, a)),
     }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE string]`: one page of
+/// [`Cache::list_keys`] (pattern default `*`, count default 10, at most 1000); the cursor
+/// is a number standing for the listing's own ([`Cursors`]), 0 to start and when done.
+async fn scan(cache: &Cache, cursors: &Cursors, a: &[Bytes]) -> Res {
+    let start = std::str::from_utf8(&a[0]).ok().and_then(|c| c.parse::<u64>().ok()).ok_or_else(|| Reply::err("invalid cursor"))?;
+    let position = match start {
+        0 => None,
+        n => Some(cursors.get(n).ok_or_else(|| Reply::err("invalid cursor"))?),
+    };
+    let (mut pattern, mut count, mut strings) = ("*".to_string(), 10usize, true);
+    let mut opts = a[1..].chunks(2);
+    while let Some(pair) = opts.next() {
+        let [name, v] = pair else { return Err(Reply::err("syntax error")) };
+        match name.to_ascii_uppercase().as_slice() {
+            b"MATCH" => pattern = String::from_utf8_lossy(v).into_owned(),
+            b"COUNT" => {
+                count = positive(v, "scan").map_err(|_| Reply::err("syntax error"))?.min(crate::cache::listing::MAX_PAGE as u64) as usize
+            }
+            // Every key is a string: another type lists nothing.
+            b"TYPE" => strings = v.eq_ignore_ascii_case(b"string"),
+            _ => return Err(Reply::err("syntax error")),
+        }
+    }
+    let page = cache.list_keys(&pattern, position.as_deref(), count).await.map_err(failed)?;
+    let next = page.cursor.map_or(0, |c| cursors.save(c));
+    let keys = if strings { page.keys.into_iter().map(Reply::text).collect() } else { Vec::new() };
+    Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys)]))
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`.
@@ -440,22 +479,7 @@ async fn retime(cache: &Cache, k: &str, ttl: Option<Duration>) -> Res {
 }
 
 async fn incr(cache: &Cache, k: &str, by: i64) -> Res {
-    let ttl = default_ttl(cache);
-    cache
-        .update(k, |cur| {
-            let now = match cur {
-                None => 0,
-                Some(c) => match std::str::from_utf8(c.value.data()).ok().and_then(|s| s.parse::<i64>().ok()) {
-                    Some(n) => n,
-                    None => return Ok(Update::Keep(Err(Reply::err("value is not an integer or out of range")))),
-                },
-            };
-            let Some(next) = now.checked_add(by) else { return Ok(Update::Keep(Err(overflow()))) };
-            let ttl = cur.is_none().then_some(ttl);
-            Ok(Update::Set { value: value(Bytes::from(next.to_string())), ttl, tags: None, answer: Ok(Reply::Int(next)) })
-        })
-        .await
-        .map_err(failed)?
+    Ok(Reply::Int(cache.incr_by(k, by, None).await.map_err(failed)?))
 }
 
 /// Runs an atomic update whose decision cannot fail.
@@ -464,7 +488,7 @@ async fn update(cache: &Cache, k: &str, mut decide: impl FnMut(Option<&Current>)
 }
 
 fn overflow() -> Reply {
-    Reply::err("increment or decrement would overflow")
+    Reply::err(crate::cache::OVERFLOW)
 }
 
 fn default_ttl(cache: &Cache) -> Duration {
@@ -486,7 +510,7 @@ fn key(b: &Bytes) -> Result<&str, Reply> {
 }
 
 fn int(b: &Bytes) -> Result<i64, Reply> {
-    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Reply::err("value is not an integer or out of range"))
+    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Reply::err(crate::cache::NOT_AN_INTEGER))
 }
 
 fn positive(b: &Bytes, cmd: &str) -> Result<u64, Reply> {
@@ -610,8 +634,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
         let cache = Cache::new(store, std::sync::Arc::new(crate::clock::SystemClock), Default::default());
+        let cursors = Cursors::default();
         for name in READS.iter().chain(WRITES) {
-            let reply = command(&cache, name, &[]).await.unwrap_or_else(|e| e);
+            let reply = command(&cache, &cursors, name, &[]).await.unwrap_or_else(|e| e);
             assert!(!format!("{reply:?}").contains("unknown command"), "{name} is listed but not served");
         }
     }

@@ -14,6 +14,7 @@
 //!   Redis does.
 
 pub mod commands;
+pub mod cursors;
 pub mod proto;
 
 use crate::App;
@@ -38,6 +39,7 @@ pub async fn start(app: &Arc<App>) -> Result<Option<SocketAddr>, String> {
     let auth = Arc::new(Authenticator::new(&app.config));
     let (cache, shutdown) = (app.cache.clone(), app.background().shutdown.clone());
     let max_bulk = app.config.cache.max_entry_bytes.max(64 * 1024);
+    let cursors = Arc::new(cursors::Cursors::default());
     app.background().spawn(async move {
         let ids = AtomicU64::new(1);
         loop {
@@ -54,10 +56,12 @@ pub async fn start(app: &Arc<App>) -> Result<Option<SocketAddr>, String> {
             };
             let (cache, auth, shutdown) = (cache.clone(), auth.clone(), shutdown.clone());
             let id = ids.fetch_add(1, Ordering::Relaxed);
+            let session =
+                Session { resp3: false, principal: (!auth.enabled()).then_some(Principal::Open), name: None, id, cursors: cursors.clone() };
             tokio::spawn(async move {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = connection(stream, cache, auth, id, max_bulk) => {}
+                    _ = connection(stream, cache, auth, session, max_bulk) => {}
                 }
             });
         }
@@ -67,10 +71,8 @@ pub async fn start(app: &Arc<App>) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Serves one connection until the client leaves, sends `QUIT`, or breaks the protocol.
-async fn connection(mut stream: TcpStream, cache: Cache, auth: Arc<Authenticator>, id: u64, max_bulk: usize) {
+async fn connection(mut stream: TcpStream, cache: Cache, auth: Arc<Authenticator>, mut session: Session, max_bulk: usize) {
     let _ = stream.set_nodelay(true);
-    let principal = (!auth.enabled()).then_some(Principal::Open);
-    let mut session = Session { resp3: false, principal, name: None, id };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = Vec::with_capacity(16 * 1024);
     let mut requests = Vec::new();

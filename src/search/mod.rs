@@ -45,5 +45,5 @@ pub use embedded::EmbeddedStore;
 pub use error::SearchError;
 pub use hooks::{QueryExpander, Reranker, SearchHooks};
 pub use ingest::Progress;
-pub use model::{Document, Fusion, Mode, Scores, SearchQuery, SearchRequest, SearchResult};
+pub use model::{Document, Fusion, MAX_ID_BYTES, Mode, Scores, SearchQuery, SearchRequest, SearchResult};
 pub use service::{SearchService, SearchStats, StoreHandle};

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 /// A document to index (seed `SearchDocument`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SearchDocument)]
 pub struct Document {
     /// Caller-chosen id; indexing an existing id replaces it.
     pub id: String,
@@ -270,6 +271,7 @@ pub struct SearchResult {
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarParams {
-    /// Results wanted (default 10).
+    /// Results wanted (default `search.default_limit`, at most `search.max_limit`).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }

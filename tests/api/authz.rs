@@ -202,6 +202,10 @@ fn table(f: &Fixture) -> Vec<Row> {
         // Cache: reads with a read-only key; no user tokens.
         row("PUT", "/api/cache/{key}", "/api/cache/k2", Some(json!("v")), F, F),
         row("GET", "/api/cache/{key}", "/api/cache/k1", None, P, F),
+        row("HEAD", "/api/cache/{key}", "/api/cache/k1", None, P, F),
+        row("GET", "/api/cache", "/api/cache?pattern=k*", None, P, F),
+        row("POST", "/api/cache/mget", "/api/cache/mget", Some(json!({"keys": ["k1"]})), P, F),
+        row("POST", "/api/cache/{key}/incr", "/api/cache/n1/incr", None, F, F),
         row("GET", "/api/cache/stats", "/api/cache/stats", None, P, F),
         row("POST", "/api/cache/invalidate", "/api/cache/invalidate", Some(json!({"tags": ["x"]})), F, F),
         row("DELETE", "/api/cache", "/api/cache?pattern=zz*", None, F, F),
@@ -244,10 +248,12 @@ fn is_stream(route: &str) -> bool {
 
 /// Judges one answer against the expected class.
 fn judge(who: &str, r: &Row, expect: Expect, (status, body): (u16, Value), failures: &mut Vec<String>) {
+    // A HEAD answer has no body: its status alone tells.
+    let code = |c: &str| r.method == "HEAD" || body["error"]["code"] == c;
     let fine = match expect {
         Expect::Pass => !matches!(status, 401 | 403 | 500),
-        Expect::Forbidden => status == 403 && body["error"]["code"] == "forbidden",
-        Expect::Unauthorized => status == 401 && body["error"]["code"] == "unauthorized",
+        Expect::Forbidden => status == 403 && code("forbidden"),
+        Expect::Unauthorized => status == 401 && code("unauthorized"),
     };
     if !fine {
         failures.push(format!("{who}: {} {} expected {expect:?}, got {status} {body}", r.method, r.path));

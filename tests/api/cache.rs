@@ -242,3 +242,150 @@ async fn stats_and_metrics_count_hits_and_misses_per_tier() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "promtool: {}{}\n{ours}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn incr_counts_atomically_and_refuses_what_is_not_a_counter() {
+    let s = TestServer::start().await;
+    let (st, b) = s.post("/api/cache/hits/incr", json!(null)).await;
+    assert_eq!((st, &b["key"], &b["value"]), (200, &json!("hits"), &json!(1)), "{b}");
+    let (st, b) = s.post("/api/cache/hits/incr?by=41", json!(null)).await;
+    assert_eq!((st, &b["value"]), (200, &json!(42)), "{b}");
+    let (st, ct, _, body) = get_raw(&s, "/api/cache/hits").await;
+    assert_eq!((st, ct.as_str(), body.as_slice()), (200, "text/plain", &b"42"[..]), "a counter is decimal text");
+    let (st, b) = s.post("/api/cache/hits/incr?by=-50", json!(null)).await;
+    assert_eq!((st, &b["value"]), (200, &json!(-8)));
+    // Concurrent increments lose nothing.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, url) = (s.client.clone(), s.url("/api/cache/race/incr?by=2"));
+            tokio::spawn(async move { c.post(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(get_raw(&s, "/api/cache/race").await.3, b"40");
+    // A new counter takes the ttl; an existing one keeps its own.
+    let (st, _) = s.post("/api/cache/short/incr?ttl=30", json!(null)).await;
+    assert_eq!(st, 200);
+    let ttl: f64 = head_header(&s, "/api/cache/short", "x-cache-ttl").await.parse().unwrap();
+    assert!(ttl > 25.0 && ttl <= 30.0, "ttl {ttl}");
+    s.post("/api/cache/short/incr?ttl=9999", json!(null)).await;
+    let ttl: f64 = head_header(&s, "/api/cache/short", "x-cache-ttl").await.parse().unwrap();
+    assert!(ttl <= 30.0, "an increment keeps an existing key's TTL ({ttl})");
+    put(&s, "/api/cache/word", "hello", Some("text/plain")).await;
+    let (st, b) = s.post("/api/cache/word/incr", json!(null)).await;
+    assert_eq!(assert_error(st, &b, 409), "conflict");
+    put(&s, "/api/cache/big", i64::MAX.to_string(), None).await;
+    let (st, b) = s.post("/api/cache/big/incr", json!(null)).await;
+    assert_eq!(assert_error(st, &b, 409), "conflict", "overflow");
+    assert_eq!(get_raw(&s, "/api/cache/big").await.3, i64::MAX.to_string().into_bytes(), "a refused increment changes nothing");
+    let (st, b) = s.post("/api/cache/x/incr?by=abc", json!(null)).await;
+    assert_eq!(assert_error(st, &b, 400), "invalid_query");
+    assert_eq!(b["error"]["field"], "by");
+    let (st, b) = s.post("/api/cache/x/incr?ttl=0", json!(null)).await;
+    assert_eq!((assert_error(st, &b, 400), &b["error"]["field"]), ("invalid_query".into(), &json!("ttl")));
+}
+
+/// One header of a HEAD request (panics unless 200).
+async fn head_header(s: &TestServer, path: &str, name: &str) -> String {
+    let r = s.client.head(s.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "HEAD {path}");
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} on HEAD {path}")).to_string()
+}
+
+#[tokio::test]
+async fn nx_sets_only_absent_keys_and_head_reports_the_ttl() {
+    let s = TestServer::start().await;
+    let (st, b) = put(&s, "/api/cache/lock?nx=true&ttl=120&tags=locks", "owner-a", Some("text/plain")).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!((&b["key"], &b["bytes"], &b["tags"]), (&json!("lock"), &json!(7), &json!(["locks"])));
+    assert!(b["ttl"].as_f64().unwrap() > 119.0, "{b}");
+    let (st, b) = put(&s, "/api/cache/lock?nx=true", "owner-b", Some("text/plain")).await;
+    assert_eq!(assert_error(st, &b, 409), "conflict");
+    assert_eq!(get_raw(&s, "/api/cache/lock").await.3, b"owner-a", "the holder keeps the key");
+    let (st, _) = put(&s, "/api/cache/lock?nx=false", "owner-c", Some("text/plain")).await;
+    assert_eq!(st, 200, "nx=false is a plain set");
+    // HEAD: the GET headers without the body.
+    let r = s.client.head(s.url("/api/cache/lock")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!((h("content-type").as_str(), h("content-length").as_str()), ("text/plain", "7"));
+    assert!(!h("x-cache-expires-at").is_empty());
+    let ttl: f64 = h("x-cache-ttl").parse().unwrap();
+    assert!(ttl > 3500.0 && ttl <= 3600.0, "a plain set took the default TTL: {ttl}");
+    assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(s.client.head(s.url("/api/cache/nope")).send().await.unwrap().status(), 404);
+    // GET carries the TTL too.
+    let r = s.client.get(s.url("/api/cache/lock")).send().await.unwrap();
+    assert!(r.headers().get("x-cache-ttl").is_some());
+}
+
+#[tokio::test]
+async fn mget_reads_many_keys_in_order_with_their_ttl() {
+    let s = TestServer::start().await;
+    put(&s, "/api/cache/a?ttl=60", "alpha", Some("text/plain")).await;
+    put(&s, "/api/cache/bin", vec![0xffu8, 0x00, 0x10], None).await;
+    let (st, b) = s.post("/api/cache/mget", json!({"keys": ["a", "missing", "bin"]})).await;
+    assert_eq!(st, 200, "{b}");
+    let e = &b["entries"];
+    assert_eq!(
+        (&e[0]["key"], &e[0]["found"], &e[0]["value"], &e[0]["encoding"]),
+        (&json!("a"), &json!(true), &json!("alpha"), &json!("utf8"))
+    );
+    assert_eq!(e[0]["content_type"], "text/plain");
+    assert!(e[0]["ttl"].as_f64().unwrap() > 55.0 && e[0]["expires_at"].is_string());
+    assert_eq!((&e[1]["found"], &e[1]["value"], &e[1]["ttl"]), (&json!(false), &Value::Null, &Value::Null));
+    assert_eq!((&e[2]["value"], &e[2]["encoding"]), (&json!("/wAQ"), &json!("base64")), "bytes that are not UTF-8 come as base64");
+    let (st, b) = s.post("/api/cache/mget", json!({"keys": []})).await;
+    assert_eq!((assert_error(st, &b, 400), &b["error"]["field"]), ("invalid_field".into(), &json!("keys")));
+    let (st, b) = s.post("/api/cache/mget", json!({"keys": ["ok", ""]})).await;
+    assert_eq!((assert_error(st, &b, 400), &b["error"]["field"]), ("invalid_field".into(), &json!("keys[1]")));
+    let many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    let (st, b) = s.post("/api/cache/mget", json!({ "keys": many })).await;
+    assert_eq!(assert_error(st, &b, 400), "invalid_field");
+}
+
+#[tokio::test]
+async fn keys_are_listed_by_pattern_page_by_page() {
+    let s = TestServer::start().await;
+    for i in 0..12 {
+        put(&s, &format!("/api/cache/user:{i}"), "u", None).await;
+    }
+    put(&s, "/api/cache/order:1", "o", None).await;
+    put(&s, "/api/cache/gone?ttl=1", "g", None).await;
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/cache?pattern=user:*&count=5&cursor={c}"),
+            None => "/api/cache?pattern=user:*&count=5".to_string(),
+        };
+        let (st, b) = s.get(&path).await;
+        assert_eq!(st, 200, "{b}");
+        pages += 1;
+        let keys = b["keys"].as_array().unwrap();
+        assert!(keys.len() <= 5, "a page examines at most count entries");
+        seen.extend(keys.iter().map(|k| k.as_str().unwrap().to_string()));
+        match b["cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+        assert!(pages < 10, "the listing ends");
+    }
+    seen.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("user:{i}")).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every matching key once, nothing else");
+    assert!(pages >= 3, "12 keys in pages of 5");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, b) = s.get("/api/cache").await;
+    assert_eq!(st, 200);
+    let all: Vec<&str> = b["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(all.len(), 13, "the default pattern is *, and an expired key is not listed: {all:?}");
+    assert!(b["cursor"].is_null());
+    for (q, field) in [("count=0", "count"), ("count=1001", "count"), ("count=abc", "count"), ("pattern=", "pattern")] {
+        let (st, b) = s.get(&format!("/api/cache?{q}")).await;
+        assert_eq!((assert_error(st, &b, 400), &b["error"]["field"]), ("invalid_query".into(), &json!(field)), "{q}");
+    }
+}

@@ -163,3 +163,50 @@ async fn bad_keys_http_requests_and_open_binds_are_refused() {
     let err = hearth::resp::start(&s.app).await.unwrap_err();
     assert!(err.contains("cache.resp.bind") && err.contains("API keys"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_scan_and_dbsize_list_the_cache_for_redis_cli_and_redis_py() {
+    let (s, addr) = start(false).await;
+    for i in 0..25 {
+        assert_eq!(cli(addr, &["SET", &format!("user:{i}"), "x"]), "OK");
+    }
+    cli(addr, &["SET", "order:1", "y"]);
+    // Set over HTTP, listed over RESP: the same cache.
+    let put = reqwest::Client::new().put(s.url("/api/cache/user:http")).body("z").send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let mut keys: Vec<String> = cli(addr, &["KEYS", "user:*"]).lines().map(str::to_owned).collect();
+    keys.sort();
+    let mut expected: Vec<String> = (0..25).map(|i| format!("user:{i}")).chain(["user:http".to_string()]).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "KEYS lists exactly the matching keys");
+    assert_eq!(cli(addr, &["KEYS", "order:?"]), "order:1");
+    assert_eq!(cli(addr, &["DBSIZE"]), "27");
+    // redis-cli --scan follows the cursor to the end, page by page (10 entries a page).
+    let mut scanned: Vec<String> = cli(addr, &["--scan", "--pattern", "user:*"]).lines().map(str::to_owned).collect();
+    scanned.sort();
+    assert_eq!(scanned, expected, "redis-cli --scan lists every key once");
+    assert!(cli(addr, &["SCAN", "123456789"]).contains("invalid cursor"), "an unknown cursor is refused");
+    assert_eq!(cli(addr, &["SCAN", "0", "MATCH", "order:*", "TYPE", "hash"]), "0", "no key is a hash");
+    // redis-py's scan_iter (SCAN with MATCH and COUNT over a connection pool) sees the same.
+    let script = format!(
+        r#"
+import redis
+r = redis.Redis(host="127.0.0.1", port={port}, decode_responses=True)
+keys = sorted(r.scan_iter(match="user:*", count=3))
+assert keys == sorted([f"user:{{i}}" for i in range(25)] + ["user:http"]), keys
+cursor, page = r.scan(0, match="user:*", count=5)
+assert cursor != 0 and len(page) <= 5, (cursor, page)
+assert sorted(r.keys("order:*")) == ["order:1"]
+assert r.dbsize() == 27
+print("ok")
+"#,
+        port = addr.port()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "redis-py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

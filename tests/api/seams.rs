@@ -5,7 +5,7 @@
 use crate::common::TestServer;
 use async_trait::async_trait;
 use hearth::cache::CacheError;
-use hearth::cache::backend::{BackendEntry, CacheBackend, KeyFilter, Precondition, Usage, WriteOutcome};
+use hearth::cache::backend::{BackendEntry, CacheBackend, KeyFilter, KeyPage, Precondition, Usage, WriteOutcome};
 use hearth::events::{Event, EventTransport, LocalTransport, Subscription};
 use hearth::progress::{ListQuery, ProgressError, ProgressRecord, ProgressStatus, ProgressStorage, RedbProgressStorage};
 use serde_json::json;
@@ -73,6 +73,16 @@ impl CacheBackend for CountingCache {
     }
     async fn delete_matching(&self, scan_prefix: &str, filter: KeyFilter) -> Result<u64, CacheError> {
         self.0.delete_matching(scan_prefix, filter).await
+    }
+    async fn list_keys(
+        &self,
+        scan_prefix: &str,
+        filter: KeyFilter,
+        cursor: Option<&str>,
+        count: usize,
+        now_ms: i64,
+    ) -> Result<KeyPage, CacheError> {
+        self.0.list_keys(scan_prefix, filter, cursor, count, now_ms).await
     }
     async fn sweep(&self, now_ms: i64) -> Result<u64, CacheError> {
         self.0.sweep(now_ms).await
