@@ -41,11 +41,41 @@ impl Default for ExportConfig {
     }
 }
 
+impl ExportConfig {
+    /// Checks what serde cannot: the storage backend is one this build has, and no key of
+    /// a backend it does not have is set (refused rather than ignored).
+    pub fn validate(&self) -> Result<(), crate::config::error::ConfigError> {
+        use crate::config::error::ConfigError;
+        let st = &self.storage;
+        if st.kind != "local" {
+            return Err(ConfigError::invalid(
+                "export.storage.type",
+                format!(
+                    "the '{}' export storage is not supported yet; use local (export.storage.path; with several nodes, a shared directory)",
+                    st.kind
+                ),
+            ));
+        }
+        for (key, set) in [
+            ("export.storage.bucket", st.bucket.is_some()),
+            ("export.storage.region", st.region.is_some()),
+            ("export.storage.access_key_id", st.access_key_id.is_some()),
+            ("export.storage.secret_access_key", st.secret_access_key.is_some()),
+            ("export.storage.public_url", st.public_url.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(key, "applies to object storage, which this build does not have; remove it"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Export storage backend.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `local` (default) or `s3` (reserved for the adapter).
+    /// `local`, the only storage in this build (`s3` and others are refused).
     #[serde(rename = "type")]
     pub kind: String,
     /// Local directory; relative paths are under the data dir. Default `exports`.

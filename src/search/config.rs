@@ -31,7 +31,41 @@ impl SearchConfig {
         if self.vector_db.kind != "embedded" {
             return Err(ConfigError::invalid(
                 "search.vector_db.type",
-                format!("the '{}' search store is not in this build yet; use embedded", self.vector_db.kind),
+                format!("the '{}' search store is not supported yet (not in this build); use embedded", self.vector_db.kind),
+            ));
+        }
+        if self.embeddings.provider != "local" {
+            return Err(ConfigError::invalid(
+                "search.embeddings.provider",
+                format!(
+                    "the '{}' embedding provider is not supported yet; use local (the ONNX model in search.embeddings.model_dir)",
+                    self.embeddings.provider
+                ),
+            ));
+        }
+        // Keys of the stores and providers above: refused rather than ignored.
+        let v = &self.vector_db;
+        for (key, set) in [
+            ("search.vector_db.url", v.url.is_some()),
+            ("search.vector_db.api_key", v.api_key.is_some()),
+            ("search.vector_db.collection", v.collection != VectorDbConfig::default().collection),
+            ("search.embeddings.api_key", self.embeddings.api_key.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(key, "applies to a remote store or provider, which this build does not have; remove it"));
+            }
+        }
+        let local = EmbeddingsConfig::default();
+        if self.embeddings.model != local.model {
+            return Err(ConfigError::invalid(
+                "search.embeddings.model",
+                format!("the local provider runs the model in model_dir ({}); choosing a model by name is not supported", local.model),
+            ));
+        }
+        if self.embeddings.dimension != local.dimension {
+            return Err(ConfigError::invalid(
+                "search.embeddings.dimension",
+                format!("the local model gives {}-dimensional vectors; the dimension is not configurable", local.dimension),
             ));
         }
         if self.chunking.overlap >= self.chunking.size {
@@ -64,11 +98,11 @@ pub struct VectorDbConfig {
     /// tantivy + HNSW in the data directory). Other names are refused at load.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Qdrant URL (`QDRANT_URL`).
+    /// Qdrant URL (`QDRANT_URL`): refused until a Qdrant store exists.
     pub url: Option<String>,
-    /// Qdrant API key (`QDRANT_API_KEY`).
+    /// Qdrant API key (`QDRANT_API_KEY`): refused until a Qdrant store exists.
     pub api_key: Option<String>,
-    /// Collection name.
+    /// Collection name of a remote store: `documents` (others are refused).
     pub collection: String,
     /// Below this many chunks an exact scan replaces the HNSW graph. Measured (bench,
     /// 384-d, 100 candidates, AVX2): exact 0.32 ms vs graph 0.86 ms at 10k chunks, exact
@@ -105,19 +139,20 @@ impl Default for VectorDbConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddingsConfig {
-    /// `local` (fastembed ONNX, default) or `openai` (reserved for the adapter).
+    /// `local` (fastembed ONNX, the only provider in this build; others are refused).
     pub provider: String,
-    /// Model name, informational for `local`.
+    /// The model's name: `all-MiniLM-L6-v2`, the one the local provider runs (others are
+    /// refused).
     pub model: String,
     /// Directory with model.onnx, tokenizer files and the ONNX Runtime library.
     pub model_dir: String,
-    /// Vector dimension.
+    /// Vector dimension: 384, the local model's (others are refused).
     pub dimension: usize,
     /// Texts per embedding batch.
     pub batch_size: usize,
     /// Maximum tokens per text.
     pub max_seq_length: usize,
-    /// API key for remote providers (`OPENAI_API_KEY`).
+    /// API key for remote providers (`OPENAI_API_KEY`): refused until one exists.
     pub api_key: Option<String>,
 }
 
@@ -219,7 +254,7 @@ mod tests {
         match cfg.validate() {
             Err(ConfigError::Invalid { key, message }) => {
                 assert_eq!(key, "search.vector_db.type");
-                assert!(message.contains("'qdrant'") && message.contains("not in this build"), "{message}");
+                assert!(message.contains("'qdrant'") && message.contains("not supported yet"), "{message}");
             }
             other => panic!("expected an invalid key, got {other:?}"),
         }
