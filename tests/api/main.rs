@@ -13,6 +13,7 @@ mod export;
 mod foundation;
 mod hardening;
 mod jobs;
+mod logs;
 mod notify;
 mod progress;
 mod resp;
