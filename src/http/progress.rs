@@ -263,7 +263,9 @@ struct WsCommand {
 /// server answers `{"event": "subscribed" | "unsubscribed", "data": {"progress_id"}}`,
 /// then sends `{"event": "progress.update" | "progress.stage" | "progress.completed" |
 /// "progress.failed" | "progress.cancelled", "data": <Progress>}`, starting with the
-/// current state of what was subscribed. Bad commands get `{"event": "error", "data":
+/// current state of what was subscribed; every event other than an update is followed by
+/// the same change as `{"event": "progress.update", "kind": "stage" | "completed" |
+/// "failed" | "cancelled", "data"}`, for clients that listen for `progress.update` alone. Bad commands get `{"event": "error", "data":
 /// {"code", "message"}}`. A slow client may skip intermediate percents but always gets
 /// the latest state and every terminal event.
 #[utoipa::path(get, path = "/ws/progress", tag = "progress",
@@ -332,6 +334,7 @@ async fn run_socket(mut socket: WebSocket, s: AppState, p: Principal, mut feed: 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
+        let mut alias = None;
         let out = tokio::select! {
             _ = shutdown.cancelled() => {
                 let close = Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }));
@@ -346,18 +349,23 @@ async fn run_socket(mut socket: WebSocket, s: AppState, p: Principal, mut feed: 
             },
             msg = feed.next() => match msg {
                 Some(m) => match Utf8Bytes::try_from(m.ws_frame()) {
-                    Ok(text) => Message::Text(text),
+                    Ok(text) => {
+                        alias = m.ws_update_alias().and_then(|a| Utf8Bytes::try_from(a).ok()).map(Message::Text);
+                        Message::Text(text)
+                    }
                     Err(_) => continue,
                 },
                 None => return,
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(out)) => {
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
+        for out in std::iter::once(out).chain(alias) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(out)) => {
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return;
+                    }
                 }
             }
         }

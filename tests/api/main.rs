@@ -19,3 +19,4 @@ mod progress;
 mod resp;
 mod seams;
 mod search;
+mod seed;
