@@ -14,6 +14,7 @@ mod foundation;
 mod hardening;
 mod jobs;
 mod logs;
+mod models_cli;
 mod notify;
 mod progress;
 mod resp;
