@@ -9,6 +9,7 @@ mod cache;
 mod cluster;
 mod content_safety;
 mod crash;
+mod deploy;
 mod export;
 mod foundation;
 mod hardening;
