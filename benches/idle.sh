@@ -32,8 +32,12 @@ measure() { # label model_dir
 }
 
 empty="$(mktemp -d)"
-for i in 1 2 3; do measure "no model #$i" "$empty"; done
+label="no model"
+# A one-file build falls back to its bundled model when the model dir is empty.
+if (cd "$empty" && "$bin" models status 2>/dev/null | grep -q '^bundle: [0-9]'); then label="bundled model"; fi
+rm -rf "$empty/data"
+for i in 1 2 3; do measure "$label #$i" "$empty"; done
 if [ -f "$root/models/model.onnx" ]; then
   measure "with model" "$root/models"
 fi
-rmdir "$empty"
+rm -rf "$empty"

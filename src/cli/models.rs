@@ -101,21 +101,28 @@ fn expected() -> BTreeMap<&'static str, &'static str> {
 /// the data directory), where it names none that work: the model directory when it
 /// lacks a model, the notification templates when the directory is missing, the PDF
 /// font when none is configured or found in `export.font_dir`. Returns the unpacked
-/// directory, or `None` when this is not a one-file build.
+/// directory, or `None` when this is not a one-file build or nothing is taken from it.
 pub fn apply_bundle(config: &mut Config) -> Result<Option<PathBuf>, String> {
-    let Some(dir) = unpack(BUNDLE, &config.server.data_dir.join("bundle")).map_err(|e| e.to_string())? else { return Ok(None) };
-    if check_model_dir(Path::new(&config.search.embeddings.model_dir)).is_err() {
-        config.search.embeddings.model_dir = dir.join("models").display().to_string();
-    }
-    if !Path::new(&config.notification.templates.dir).is_dir() {
-        config.notification.templates.dir = dir.join("templates/notifications").display().to_string();
-    }
     let has_font = |d: &Path| {
         fs::read_dir(d).is_ok_and(|entries| {
             entries.flatten().any(|e| e.path().extension().is_some_and(|x| x.eq_ignore_ascii_case("ttf") || x.eq_ignore_ascii_case("otf")))
         })
     };
-    if config.export.pdf_font.is_none() && !has_font(Path::new(&config.export.font_dir)) {
+    let model = check_model_dir(Path::new(&config.search.embeddings.model_dir)).is_err();
+    let templates = !Path::new(&config.notification.templates.dir).is_dir();
+    let font = config.export.pdf_font.is_none() && !has_font(Path::new(&config.export.font_dir));
+    // Nothing to take from the bundle: leave it packed (the first unpack costs ~0.5 s).
+    if BUNDLE.is_empty() || !(model || templates || font) {
+        return Ok(None);
+    }
+    let Some(dir) = unpack(BUNDLE, &config.server.data_dir.join("bundle")).map_err(|e| e.to_string())? else { return Ok(None) };
+    if model {
+        config.search.embeddings.model_dir = dir.join("models").display().to_string();
+    }
+    if templates {
+        config.notification.templates.dir = dir.join("templates/notifications").display().to_string();
+    }
+    if font {
         config.export.font_dir = dir.join("fonts").display().to_string();
     }
     Ok(Some(dir))
@@ -127,20 +134,19 @@ fn status(args: &ConfigArgs) -> Result<(), String> {
     let bundle = apply_bundle(&mut config)?;
     let dir = PathBuf::from(&config.search.embeddings.model_dir);
     let mut out = String::new();
+    let carried = format!("{} files inside this binary (id {})", BUNDLE.len(), bundle_id(BUNDLE));
     match &bundle {
-        Some(b) => out.push_str(&format!(
-            "bundle: {} files inside this binary (id {}), unpacked in {}\n",
-            BUNDLE.len(),
-            bundle_id(BUNDLE),
-            b.display()
-        )),
+        Some(b) => out.push_str(&format!("bundle: {carried}, unpacked in {}\n", b.display())),
+        None if !BUNDLE.is_empty() => out.push_str(&format!("bundle: {carried}, not used: the configured files are\n")),
         None => out.push_str("bundle: none (this binary carries no model; install one with `hearth models install --from` or `fetch`)\n"),
     }
     let from =
         if bundle.as_ref().is_some_and(|b| dir.starts_with(b)) { "unpacked from this binary" } else { "search.embeddings.model_dir" };
     out.push_str(&format!("model directory: {} ({from})\n", dir.display()));
     for (name, sum) in expected() {
-        let state = match file_sha256(&dir.join(name)) {
+        // The runtime may be there under its unversioned name only (the one-file build's).
+        let path = Some(dir.join(name)).filter(|p| p.exists() || !name.starts_with(ORT_LIBRARY_NAMES[0]));
+        let state = match file_sha256(&path.unwrap_or_else(|| dir.join(ORT_LIBRARY_NAMES[0]))) {
             Ok(got) if got == sum => format!("ok      sha256 {got}"),
             Ok(got) => format!("CHANGED sha256 {got}, expected {sum}"),
             Err(_) => "MISSING".to_string(),
