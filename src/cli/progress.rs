@@ -21,7 +21,7 @@ impl Reporter {
     pub fn report(&self, what: &str, done: usize, total: usize) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let line = render(what, done, total, self.terminal);
-        let tenth = if total == 0 { 10 } else { done * 10 / total };
+        let tenth = (done * 10).checked_div(total).unwrap_or(10);
         let mut err = std::io::stderr().lock();
         if self.terminal {
             let _ = write!(err, "\r{line}\x1b[K");
@@ -37,7 +37,7 @@ impl Reporter {
 
 /// One progress line: `what 120/300 (40%)`, with a bar on a terminal.
 fn render(what: &str, done: usize, total: usize, bar: bool) -> String {
-    let pct = if total == 0 { 100 } else { (done * 100 / total).min(100) };
+    let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
     if bar {
         let filled = pct / 5;
         format!("{what} [{}{}] {done}/{total} ({pct}%)", "#".repeat(filled), ".".repeat(20 - filled))

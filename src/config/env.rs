@@ -14,7 +14,10 @@ const ENV_MAP: &[(&str, &[&[&str]])] = &[
 /// Seed variables of backends hearth does not have yet: each is read only when the file
 /// selects its backend (key, name), which validation then refuses naming the key. Read
 /// unconditionally, an `AWS_REGION` that a cloud sets for every process would stop hearth.
-const BACKEND_ENV_MAP: &[(&str, (&[&str], &str), &[&str])] = &[
+/// A variable, the (key, value) that selects its backend, and the key it sets.
+type BackendVar = (&'static str, (&'static [&'static str], &'static str), &'static [&'static str]);
+
+const BACKEND_ENV_MAP: &[BackendVar] = &[
     ("QDRANT_URL", (&["search", "vector_db", "type"], "qdrant"), &["search", "vector_db", "url"]),
     ("QDRANT_API_KEY", (&["search", "vector_db", "type"], "qdrant"), &["search", "vector_db", "api_key"]),
     ("OPENAI_API_KEY", (&["search", "embeddings", "provider"], "openai"), &["search", "embeddings", "api_key"]),
