@@ -16,6 +16,7 @@
 //! over the Redis protocol.
 
 pub mod app;
+pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -51,15 +51,17 @@ impl Default for CacheConfig {
 pub struct L1Config {
     /// Whether L1 is used.
     pub enabled: bool,
-    /// Capacity in bytes (keys plus values).
+    /// Most entries held (the seed's meaning of `max_size`).
     pub max_size: u64,
+    /// Most bytes held (keys plus values plus a fixed overhead per entry).
+    pub max_bytes: u64,
     /// Default TTL of L1 entries, seconds.
     pub ttl: u64,
 }
 
 impl Default for L1Config {
     fn default() -> Self {
-        L1Config { enabled: true, max_size: 64 * 1024 * 1024, ttl: 60 }
+        L1Config { enabled: true, max_size: 100_000, max_bytes: 64 * 1024 * 1024, ttl: 60 }
     }
 }
 

@@ -1,4 +1,7 @@
 //! L1: the in-memory tier, a quick_cache (S3-FIFO-like, sharded) weighted by bytes.
+//! It is bounded twice, by entries (`cache.l1.max_size`, the seed's meaning) and by bytes
+//! (`cache.l1.max_bytes`): every entry weighs at least `max_bytes / max_size`, so the
+//! byte capacity also caps the number of entries.
 //!
 //! quick_cache has no TTL, so every entry carries its expiry (milliseconds since the Unix
 //! epoch) and a lookup treats an expired entry as a miss and drops it.
@@ -43,14 +46,18 @@ impl L1Entry {
     }
 }
 
+/// Weighs an entry by its bytes, and at least `floor` (the byte capacity over the entry
+/// capacity).
 #[derive(Clone)]
-struct ByteWeighter;
+struct ByteWeighter {
+    floor: u64,
+}
 
 impl Weighter<L1Key, L1Entry> for ByteWeighter {
     fn weight(&self, key: &L1Key, v: &L1Entry) -> u64 {
         let ct = v.value.content_type().map_or(0, str::len);
         let tags: usize = v.value.tags().iter().map(|s| s.len() + 24).sum();
-        (key.byte_len() + v.value.len() + ct + tags) as u64 + ENTRY_OVERHEAD
+        ((key.byte_len() + v.value.len() + ct + tags) as u64 + ENTRY_OVERHEAD).max(self.floor)
     }
 }
 
@@ -74,17 +81,21 @@ pub(crate) struct L1 {
 }
 
 impl L1 {
-    /// An empty tier holding at most `max_bytes` (weighted).
-    pub fn new(max_bytes: u64) -> Self {
+    /// An empty tier holding at most `max_entries` entries and `max_bytes` (weighted).
+    pub fn new(max_entries: u64, max_bytes: u64) -> Self {
         let lifecycle = CountEvictions::default();
         let evictions = lifecycle.0.clone();
-        let estimated = (max_bytes / 1024).clamp(64, 4_000_000) as usize;
+        let max_bytes = max_bytes.max(1);
+        let floor = max_bytes.div_ceil(max_entries.max(1));
+        // Also what quick_cache sizes its shards by (at least 32 items each), so that a
+        // shard always has room for entries of the floor weight.
+        let estimated = max_entries.min(max_bytes / 1024).clamp(1, 4_000_000) as usize;
         let options = OptionsBuilder::new()
             .estimated_items_capacity(estimated)
-            .weight_capacity(max_bytes.max(1))
+            .weight_capacity(max_bytes)
             .build()
             .expect("valid quick_cache options");
-        let cache = Qc::with_options(options, ByteWeighter, DefaultHashBuilder::default(), lifecycle);
+        let cache = Qc::with_options(options, ByteWeighter { floor }, DefaultHashBuilder::default(), lifecycle);
         L1 { cache, evictions, capacity: max_bytes }
     }
 
@@ -131,7 +142,7 @@ impl L1 {
         self.cache.len() as u64
     }
 
-    /// Weighted bytes held.
+    /// Weighted bytes held (each entry counts at least `max_bytes / max_size`).
     pub fn bytes(&self) -> u64 {
         self.cache.weight()
     }

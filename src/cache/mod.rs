@@ -1,6 +1,7 @@
 //! The two-tier cache (seed "4. Cache Module").
 //!
-//! - **L1** ([`l1`]): quick_cache in memory, bounded by bytes (`cache.l1.max_size`). Each
+//! - **L1** ([`l1`]): quick_cache in memory, bounded by entries (`cache.l1.max_size`) and
+//!   bytes (`cache.l1.max_bytes`). Each
 //!   entry keeps its expiry; an L1 copy lives at most `cache.l1.ttl` seconds (and never
 //!   longer than the entry). An L1 hit is a pure in-memory path: no lock besides the
 //!   shard's, no allocation, no I/O.
@@ -118,7 +119,7 @@ impl Cache {
     /// Builds the cache on an explicit L2 backend (None: L1 only).
     pub fn with_backend(clock: SharedClock, config: CacheConfig, l2: Option<Arc<dyn CacheBackend>>) -> Self {
         counters::describe();
-        let l1 = config.l1.enabled.then(|| L1::new(config.l1.max_size));
+        let l1 = config.l1.enabled.then(|| L1::new(config.l1.max_size, config.l1.max_bytes));
         let prefix = config.l2.key_prefix.clone();
         Cache {
             inner: Arc::new(Inner {

@@ -441,7 +441,7 @@ async fn hooks_see_every_operation() {
 async fn l1_is_bounded_by_bytes() {
     let f = Fixture::new();
     let c = f.cache(|cfg| {
-        cfg.l1.max_size = 256 * 1024;
+        cfg.l1.max_bytes = 256 * 1024;
         cfg.l2.enabled = false;
     });
     for i in 0..200 {
@@ -449,5 +449,22 @@ async fn l1_is_bounded_by_bytes() {
     }
     let s = c.get_stats().await.unwrap();
     assert!(s.l1.bytes <= 256 * 1024, "{}", s.l1.bytes);
+    assert!(s.l1.evictions > 0);
+}
+
+/// `cache.l1.max_size` counts entries (the seed's `max_size: 1000`), whatever their size.
+#[tokio::test]
+async fn l1_is_bounded_by_entries() {
+    let f = Fixture::new();
+    let c = f.cache(|cfg| {
+        cfg.l1.max_size = 50;
+        cfg.l2.enabled = false;
+    });
+    for i in 0..400 {
+        c.set(&format!("k{i}"), CacheValue::new(vec![1u8; 8]), secs(60), &[]).await.unwrap();
+    }
+    let s = c.get_stats().await.unwrap();
+    assert!(s.l1.entries <= 50, "{} entries", s.l1.entries);
+    assert!(s.l1.entries >= 10, "small entries still fit: {}", s.l1.entries);
     assert!(s.l1.evictions > 0);
 }

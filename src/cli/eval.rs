@@ -1,6 +1,6 @@
 //! `hearth eval`: indexes a BEIR-format corpus in a temporary data directory, runs every
 //! query in each mode and prints nDCG@10 and recall@100 (the measures are in
-//! `search/eval.rs`).
+//! `search/eval.rs`), showing how far it is on standard error.
 
 use crate::search::eval::{BeirSet, evaluate_service};
 use std::path::PathBuf;
@@ -58,11 +58,13 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
         config.search.fusion.rrf_k = k;
     }
     config.search.search.max_limit = config.search.search.max_limit.max(100);
+    super::models::apply_bundle(&mut config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         let app = crate::App::build(config).await.map_err(|e| e.to_string())?;
         let started = std::time::Instant::now();
-        let scores = evaluate_service(&app.search, &set, &modes).await;
+        let reporter = super::progress::Reporter::stderr();
+        let scores = evaluate_service(&app.search, &set, &modes, &|what, done, total| reporter.report(what, done, total)).await;
         app.shutdown().await;
         let scores = scores?;
         eprintln!("{} documents, {} queries, {:.1}s", set.docs.len(), set.queries.len(), started.elapsed().as_secs_f64());

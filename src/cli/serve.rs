@@ -1,6 +1,6 @@
 //! `hearth serve`: logging, the listener, the app, and a graceful stop on SIGINT/SIGTERM.
 
-use crate::config::{Config, LoggingConfig};
+use crate::config::{Config, LogFormat, LoggingConfig};
 
 /// Runs the server until SIGINT/SIGTERM.
 pub(super) fn run(config: Config) -> Result<(), String> {
@@ -20,27 +20,20 @@ pub(super) fn run(config: Config) -> Result<(), String> {
     })
 }
 
+/// Installs the log subscriber: `RUST_LOG` when set, else the configured levels; JSON
+/// lines with `logging.format: json`; ANSI colours only when standard output is a
+/// terminal and `NO_COLOR` is unset (a file or a pipe gets plain text).
 fn init_logging(cfg: &LoggingConfig) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()).unwrap_or_else(|| {
-        let mut directives = vec![cfg.level.clone(), "tantivy=warn".into(), "ort=warn".into(), "hnsw_rs=warn".into()];
-        for (module, level) in &cfg.modules {
-            let target = match module.as_str() {
-                "job_queue" | "jobs" => "crate::jobs",
-                "notification" | "notify" => "crate::notify",
-                "progress" => "crate::progress",
-                "cache" => "crate::cache",
-                "export" => "crate::export",
-                "search" => "crate::search",
-                "http" => "crate::http",
-                "store" => "crate::store",
-                other => other,
-            };
-            directives.push(format!("{target}={level}"));
-        }
-        EnvFilter::new(directives.join(","))
-    });
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(true).init();
+    let filter =
+        std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()).unwrap_or_else(|| EnvFilter::new(cfg.directives()));
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    match cfg.format {
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => fmt.with_ansi(colour).init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,17 +7,44 @@ use serde_yaml::Value;
 /// Seed and hearth environment variables that map onto config keys.
 const ENV_MAP: &[(&str, &[&[&str]])] = &[
     ("REDIS_URL", &[&["redis", "url"], &["job_queue", "broker", "url"], &["cache", "l2", "url"]]),
-    ("QDRANT_URL", &[&["search", "vector_db", "url"]]),
-    ("QDRANT_API_KEY", &[&["search", "vector_db", "api_key"]]),
-    ("OPENAI_API_KEY", &[&["search", "embeddings", "api_key"]]),
-    ("AWS_ACCESS_KEY_ID", &[&["export", "storage", "access_key_id"]]),
-    ("AWS_SECRET_ACCESS_KEY", &[&["export", "storage", "secret_access_key"]]),
-    ("AWS_REGION", &[&["export", "storage", "region"]]),
-    ("AWS_BUCKET", &[&["export", "storage", "bucket"]]),
-    ("AWS_ENDPOINT_URL", &[&["export", "storage", "endpoint"]]),
     ("SMTP_URL", &[&["notification", "channels", "email", "smtp_url"]]),
     ("EMAIL_FROM", &[&["notification", "channels", "email", "from"]]),
 ];
+
+/// Seed variables of backends hearth does not have yet: each is read only when the file
+/// selects its backend (key, name), which validation then refuses naming the key. Read
+/// unconditionally, an `AWS_REGION` that a cloud sets for every process would stop hearth.
+/// A variable, the (key, value) that selects its backend, and the key it sets.
+type BackendVar = (&'static str, (&'static [&'static str], &'static str), &'static [&'static str]);
+
+const BACKEND_ENV_MAP: &[BackendVar] = &[
+    ("QDRANT_URL", (&["search", "vector_db", "type"], "qdrant"), &["search", "vector_db", "url"]),
+    ("QDRANT_API_KEY", (&["search", "vector_db", "type"], "qdrant"), &["search", "vector_db", "api_key"]),
+    ("OPENAI_API_KEY", (&["search", "embeddings", "provider"], "openai"), &["search", "embeddings", "api_key"]),
+    ("AWS_ACCESS_KEY_ID", (&["export", "storage", "type"], "s3"), &["export", "storage", "access_key_id"]),
+    ("AWS_SECRET_ACCESS_KEY", (&["export", "storage", "type"], "s3"), &["export", "storage", "secret_access_key"]),
+    ("AWS_REGION", (&["export", "storage", "type"], "s3"), &["export", "storage", "region"]),
+    ("AWS_BUCKET", (&["export", "storage", "type"], "s3"), &["export", "storage", "bucket"]),
+    ("AWS_ENDPOINT_URL", (&["export", "storage", "type"], "s3"), &["export", "storage", "endpoint"]),
+    // Not a missing backend, but read the same way: only the sendgrid provider uses it.
+    (
+        "SENDGRID_API_KEY",
+        (&["notification", "channels", "email", "provider"], "sendgrid"),
+        &["notification", "channels", "email", "api_key"],
+    ),
+];
+
+/// Whether `tree` has the string `value` at `path`.
+fn selects(tree: &Value, path: &[&str], value: &str) -> bool {
+    let mut cur = tree;
+    for seg in path {
+        match cur.get(*seg) {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    cur.as_str() == Some(value)
+}
 
 /// With `REDIS_URL` in the environment, every part with a Redis backend uses it unless
 /// the file or a `HEARTH__...` variable chose one (an explicit `embedded` wins).
@@ -43,6 +70,10 @@ pub(super) fn apply_env(tree: &mut Value, env: &[(String, String)]) -> Result<()
         if let Some((_, paths)) = ENV_MAP.iter().find(|(name, _)| name == k) {
             for p in paths.iter() {
                 set_path(tree, p, Value::String(v.clone()))?;
+            }
+        } else if let Some((_, (when, backend), path)) = BACKEND_ENV_MAP.iter().find(|(name, _, _)| name == k) {
+            if selects(tree, when, backend) {
+                set_path(tree, path, Value::String(v.clone()))?;
             }
         } else if k == "HEARTH_API_KEY" {
             let mut entry = serde_yaml::Mapping::new();

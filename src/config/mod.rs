@@ -5,16 +5,32 @@
 //! of `<name>.enabled` switches plus one section per module. Every struct denies unknown
 //! keys, so a typo stops the start with a message naming the key.
 //!
+//! Before anything else, `${VAR}` and `${VAR:-default}` in the file's string values are
+//! expanded from the environment (`expand.rs`), and the seed's short forms in
+//! `modules.<name>` are mapped onto the full keys (`seed.rs`; a full key given too wins).
+//!
 //! Environment overrides, applied to the parsed YAML tree before it is typed:
 //! - `HEARTH__SECTION__KEY=value` sets `section.key` (any depth; `__` separates levels;
 //!   the value is parsed as a YAML scalar, so `true`, `10` and `"text"` all work);
 //! - the seed's variables: `REDIS_URL`, `QDRANT_URL`, `QDRANT_API_KEY`, `OPENAI_API_KEY`,
 //!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_BUCKET`, and
-//!   `HEARTH_API_KEY` (an admin key), `SMTP_URL`, `EMAIL_FROM`.
+//!   `HEARTH_API_KEY` (an admin key), `SMTP_URL`, `EMAIL_FROM`, `SENDGRID_API_KEY` (with
+//!   `notification.channels.email.provider: sendgrid`). The Qdrant, OpenAI and
+//!   AWS variables are read only when the file selects that backend (which this build
+//!   then refuses, saying what to use instead), so an `AWS_REGION` a cloud sets for
+//!   every process does not stop hearth.
+//!
+//! No key is accepted and silently ignored: a key for something hearth does not do is
+//! refused with a message saying so and what to use instead. Log level names are
+//! case-insensitive (the seed writes `DEBUG`).
 
 mod env;
 pub mod error;
+mod expand;
 mod sections;
+mod seed;
+#[cfg(test)]
+mod seed_blocks;
 
 pub use crate::webhooks::WebhookConfig;
 pub use error::ConfigError;
@@ -106,6 +122,8 @@ impl Config {
         if tree.is_null() {
             tree = Value::Mapping(Default::default());
         }
+        expand::expand_vars(&mut tree, env)?;
+        seed::apply_short_forms(&mut tree)?;
         apply_env(&mut tree, env)?;
         if let Some(b) = &cli.bind {
             set_path(&mut tree, &["server", "bind"], Value::String(b.clone()))?;
@@ -116,18 +134,23 @@ impl Config {
         Config::from_tree(tree)
     }
 
-    /// Parses a YAML string alone (no environment); for tests and embedding.
+    /// Parses a YAML string alone (no environment, so `${VAR}` is kept as written: the
+    /// effective configuration serialised and parsed again is unchanged); for tests and
+    /// embedding. The seed's short forms are mapped.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let tree =
             serde_yaml::from_str::<Value>(text).map_err(|e| ConfigError::Yaml { path: "<string>".into(), message: e.to_string() })?;
-        Config::from_tree(if tree.is_null() { Value::Mapping(Default::default()) } else { tree })
+        let mut tree = if tree.is_null() { Value::Mapping(Default::default()) } else { tree };
+        seed::apply_short_forms(&mut tree)?;
+        Config::from_tree(tree)
     }
 
     fn from_tree(tree: Value) -> Result<Config, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::invalid(if key == "." { "<root>" } else { &key }, e.into_inner().to_string())
         })?;
+        config.logging.normalize();
         config.validate()?;
         Ok(config)
     }
@@ -151,15 +174,7 @@ impl Config {
                 return Err(ConfigError::invalid(key, format!("must be from {min} to {max}")));
             }
         }
-        let levels = ["error", "warn", "info", "debug", "trace", "off"];
-        if !levels.contains(&self.logging.level.as_str()) {
-            return Err(ConfigError::invalid("logging.level", format!("must be one of {levels:?}")));
-        }
-        for (m, l) in &self.logging.modules {
-            if !levels.contains(&l.as_str()) {
-                return Err(ConfigError::invalid(&format!("logging.modules.{m}"), format!("must be one of {levels:?}")));
-            }
-        }
+        self.logging.validate()?;
         for (i, k) in self.auth.api_keys.iter().enumerate() {
             if k.key.len() < 16 {
                 return Err(ConfigError::invalid(&format!("auth.api_keys[{i}].key"), "must be at least 16 characters"));
@@ -170,8 +185,9 @@ impl Config {
         }
         self.server.cors.validate()?;
         self.job_queue.validate()?;
+        self.notification.validate()?;
+        self.export.validate()?;
         self.search.validate()?;
-        self.export.storage.validate()?;
         if self.redis.url.is_none()
             && let Some((key, _)) = self.cluster_redis_parts().into_iter().find(|(_, on)| *on)
         {

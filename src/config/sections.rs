@@ -134,19 +134,93 @@ pub enum KeyScope {
     ReadOnly,
 }
 
-/// Log levels (seed "Debug Mode").
+/// Logging (seed "Debug Mode"). Level names are case-insensitive (`DEBUG` = `debug`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoggingConfig {
-    /// Default level: error, warn, info, debug, trace.
+    /// Default level: error, warn, info, debug, trace, off.
     pub level: String,
-    /// Per-module levels, e.g. `job_queue: debug`.
+    /// Per-module levels, e.g. `job_queue: debug` (modules: progress, notification,
+    /// job_queue, cache, export, search, http, store, events, webhooks).
     pub modules: BTreeMap<String, String>,
+    /// `text` (one line per event; ANSI colours only when standard output is a terminal
+    /// and `NO_COLOR` is unset) or `json` (one JSON object per line, for log shippers).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig { level: "info".into(), modules: BTreeMap::new() }
+        LoggingConfig { level: "info".into(), modules: BTreeMap::new(), format: LogFormat::Text }
+    }
+}
+
+/// The level names `tracing` knows.
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// `logging.modules` names and the code (tracing target) each stands for.
+const LOG_TARGETS: [(&str, &str); 12] = [
+    ("progress", "hearth::progress"),
+    ("notification", "hearth::notify"),
+    ("notify", "hearth::notify"),
+    ("job_queue", "hearth::jobs"),
+    ("jobs", "hearth::jobs"),
+    ("cache", "hearth::cache"),
+    ("export", "hearth::export"),
+    ("search", "hearth::search"),
+    ("http", "hearth::http"),
+    ("store", "hearth::store"),
+    ("events", "hearth::events"),
+    ("webhooks", "hearth::webhooks"),
+];
+
+impl LoggingConfig {
+    /// Lower-cases the level names, so `DEBUG` works as in the seed.
+    pub fn normalize(&mut self) {
+        self.level.make_ascii_lowercase();
+        self.modules.values_mut().for_each(|l| l.make_ascii_lowercase());
+    }
+
+    /// Known levels and module names.
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
+        if !LEVELS.contains(&self.level.as_str()) {
+            return Err(super::ConfigError::invalid("logging.level", format!("must be one of {LEVELS:?}")));
+        }
+        for (m, l) in &self.modules {
+            if !LOG_TARGETS.iter().any(|(name, _)| name == m) {
+                let names: Vec<&str> = LOG_TARGETS.iter().map(|(n, _)| *n).collect();
+                return Err(super::ConfigError::invalid(
+                    &format!("logging.modules.{m}"),
+                    format!("unknown module; one of {}", names.join(", ")),
+                ));
+            }
+            if !LEVELS.contains(&l.as_str()) {
+                return Err(super::ConfigError::invalid(&format!("logging.modules.{m}"), format!("must be one of {LEVELS:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `tracing` filter directives: the default level, quieter dependencies, then
+    /// each module's level on its code.
+    pub fn directives(&self) -> String {
+        let mut d = vec![self.level.clone(), "tantivy=warn".into(), "ort=warn".into(), "hnsw_rs=warn".into()];
+        for (module, level) in &self.modules {
+            if let Some((_, target)) = LOG_TARGETS.iter().find(|(name, _)| name == module) {
+                d.push(format!("{target}={level}"));
+            }
+        }
+        d.join(",")
     }
 }
 
@@ -168,7 +242,8 @@ pub struct ModulesConfig {
     pub search: ModuleToggle,
 }
 
-/// One module switch. Extra seed keys (`storage`, `broker`...) are accepted as notes.
+/// One module switch. The seed's short forms beside `enabled` (`storage`, `broker`...)
+/// are mapped onto the full keys before the file is typed (see `config/seed.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModuleToggle {

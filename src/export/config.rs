@@ -41,6 +41,33 @@ impl Default for ExportConfig {
     }
 }
 
+impl ExportConfig {
+    /// Checks what serde cannot: the storage backend is one this build has, what it needs
+    /// is set, and no key of another backend is set (refused rather than ignored).
+    pub fn validate(&self) -> Result<(), crate::config::error::ConfigError> {
+        use crate::config::error::ConfigError;
+        let st = &self.storage;
+        st.validate()?;
+        if st.kind == "local" {
+            for (key, set) in [
+                ("export.storage.bucket", st.bucket.is_some()),
+                ("export.storage.region", st.region.is_some()),
+                ("export.storage.endpoint", st.endpoint.is_some()),
+                ("export.storage.access_key_id", st.access_key_id.is_some()),
+                ("export.storage.secret_access_key", st.secret_access_key.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::invalid(key, "applies to s3 storage (export.storage.type: s3); remove it or choose s3"));
+                }
+            }
+        }
+        if st.public_url.is_some() {
+            return Err(ConfigError::invalid("export.storage.public_url", "is not supported yet: downloads go through hearth; remove it"));
+        }
+        Ok(())
+    }
+}
+
 /// Export storage backend.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 /// Formats whose output comes from a template (`template` selects it).
 const TEMPLATED: &[&str] = &["txt", "md", "docx", "pdf"];
+/// Formats whose cue text a named template shapes; `default` is their built-in layout.
+const CUE_TEMPLATED: &[&str] = &["srt", "vtt"];
 
 /// Renders sources in any registered format. Cheap to clone.
 #[derive(Clone)]
@@ -74,7 +76,10 @@ impl Renderer {
         if !valid_name(template) {
             return Err(ExportError::invalid("template", "must be 1-64 letters, digits, '-' or '_'"));
         }
-        if !TEMPLATED.contains(&format) {
+        if CUE_TEMPLATED.contains(&format) && template == "default" {
+            return Ok(());
+        }
+        if !TEMPLATED.contains(&format) && !CUE_TEMPLATED.contains(&format) {
             return if template == "default" {
                 Ok(())
             } else {

@@ -28,7 +28,8 @@ pub struct ExportRequest {
     pub batch: Vec<BatchItem>,
     /// `txt`, `json`, `srt`, `vtt`, `md`, `docx`, `pdf` or a registered format.
     pub format: String,
-    /// Template name (txt, md, docx, pdf); default `default`.
+    /// Template name (txt, md, docx, pdf; for srt and vtt a cue template, `custom` built
+    /// in); default `default`.
     #[serde(default)]
     pub template: Option<String>,
     /// Download file name without path; the extension is added.

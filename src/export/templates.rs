@@ -1,10 +1,11 @@
-//! minijinja templates for txt and md output and for the header/footer blocks of docx
-//! and pdf. Files in `export.template_dir` override the built-in defaults compiled from
+//! minijinja templates for txt and md output, for the header/footer blocks of docx
+//! and pdf, and for the text of each srt/vtt cue (any name but `default`, which is the
+//! built-in cue layout). Files in `export.template_dir` override the built-in defaults compiled from
 //! `templates/exports/`.
 
 use super::error::ExportError;
 use super::formats::common::{RenderOptions, cue_lines, short_timestamp};
-use super::model::{Block, Source, blocks};
+use super::model::{Block, Segment, Source, blocks};
 use minijinja::{Environment, Value, context};
 use std::path::PathBuf;
 
@@ -14,7 +15,13 @@ const BUILTIN: &[(&str, &str)] = &[
     ("md/default.j2", include_str!("../../templates/exports/md/default.j2")),
     ("docx/default.j2", include_str!("../../templates/exports/docx/default.j2")),
     ("pdf/default.j2", include_str!("../../templates/exports/pdf/default.j2")),
+    ("srt/custom.j2", CUE_CUSTOM),
+    ("vtt/custom.j2", CUE_CUSTOM),
 ];
+
+/// The built-in `custom` cue template of srt and vtt (the seed's export example asks for
+/// `"format": "srt", "template": "custom"`): the speaker in brackets before the text.
+const CUE_CUSTOM: &str = include_str!("../../templates/exports/srt/custom.j2");
 
 /// The template environment. Cheap to share (`Arc` it); templates are loaded lazily and cached.
 pub struct Templates {
@@ -125,6 +132,17 @@ fn escape_inline(out: &mut String, s: &str) {
             out.push('\\');
         }
         out.push(c);
+    }
+}
+
+/// The template context of one subtitle cue (`srt/<name>.j2`, `vtt/<name>.j2`).
+pub fn cue_context(seg: &Segment, index: usize, options: &RenderOptions) -> Value {
+    context! {
+        index => index, start => seg.start, end => seg.end,
+        start_ts => short_timestamp(seg.start), end_ts => short_timestamp(seg.end),
+        speaker => seg.speaker.as_deref().map(str::trim).filter(|x| !x.is_empty()),
+        text => cue_lines(&seg.text).collect::<Vec<_>>().join("\n"),
+        speakers => options.speakers, timestamps => options.timestamps,
     }
 }
 

@@ -15,6 +15,7 @@ mod serve;
 pub mod stream;
 mod system;
 pub mod ui;
+mod trace;
 
 pub mod cache;
 pub mod embeddings;
@@ -40,7 +41,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use serve::serve;
@@ -102,10 +102,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(state.config.server.body_limit))
         .layer(middleware::from_fn_with_state(door, front_door))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(trace::layer())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     // CORS answers preflights before anything else sees them (they carry no credentials).
     let router = match cors {

@@ -276,7 +276,9 @@ struct WsCommand {
 /// server answers `{"event": "subscribed" | "unsubscribed", "data": {"progress_id"}}`,
 /// then sends `{"event": "progress.update" | "progress.stage" | "progress.completed" |
 /// "progress.failed" | "progress.cancelled", "data": <Progress>}`, starting with the
-/// current state of what was subscribed. Bad commands get `{"event": "error", "data":
+/// current state of what was subscribed; every event other than an update is followed by
+/// the same change as `{"event": "progress.update", "kind": "stage" | "completed" |
+/// "failed" | "cancelled", "data"}`, for clients that listen for `progress.update` alone. Bad commands get `{"event": "error", "data":
 /// {"code", "message"}}`. A slow client may skip intermediate percents but always gets
 /// the latest state and every terminal event.
 #[utoipa::path(get, path = "/ws/progress", tag = "progress",
@@ -291,7 +293,7 @@ async fn ws(
     if !s.config.progress.websocket {
         return Err(ApiError::new(ErrorCode::ModuleDisabled, "the progress WebSocket is disabled (progress.websocket: false)"));
     }
-    let source = Socket { feed: new_feed(&s), principal: p };
+    let source = Socket { feed: new_feed(&s), principal: p, alias: None };
     stream::websocket(upgrade, s.background().shutdown.clone(), permit, source)
 }
 
@@ -303,13 +305,21 @@ fn error_frame(code: &str, message: impl Into<String>) -> Message {
 struct Socket {
     feed: Feed,
     principal: Principal,
+    /// The `progress.update` form of the frame just sent, to send next.
+    alias: Option<Message>,
 }
 
 impl stream::Source for Socket {
     async fn next(&mut self) -> Option<Message> {
+        // A stage or terminal event is followed by its `progress.update` form (seed clients
+        // listen for that one only), sent before the next event is taken.
+        if let Some(alias) = self.alias.take() {
+            return Some(alias);
+        }
         loop {
             let m = self.feed.next().await?;
             if let Ok(text) = Utf8Bytes::try_from(m.ws_frame()) {
+                self.alias = m.ws_update_alias().and_then(|a| Utf8Bytes::try_from(a).ok()).map(Message::Text);
                 return Some(Message::Text(text));
             }
         }

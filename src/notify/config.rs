@@ -40,6 +40,44 @@ impl Default for NotificationConfig {
     }
 }
 
+impl NotificationConfig {
+    /// Checks what serde cannot: a known email provider, its key only where it is used,
+    /// and no push channel switched on from the file (hearth ships no push provider).
+    pub fn validate(&self) -> Result<(), crate::config::error::ConfigError> {
+        use crate::config::error::ConfigError;
+        let email = &self.channels.email;
+        match (email.provider.as_str(), &email.api_key) {
+            ("sendgrid", None) if email.smtp_url.is_none() => {
+                return Err(ConfigError::invalid(
+                    "notification.channels.email.api_key",
+                    "provider sendgrid needs its API key (or SENDGRID_API_KEY, or an SMTP_URL)",
+                ));
+            }
+            ("sendgrid", _) => {}
+            ("smtp", None) => {}
+            ("smtp", Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "notification.channels.email.api_key",
+                    "is used by provider sendgrid only; for smtp put the credentials in smtp_url",
+                ));
+            }
+            (other, _) => {
+                return Err(ConfigError::invalid(
+                    "notification.channels.email.provider",
+                    format!("'{other}' is not supported yet; use smtp (SES, Mailgun: their SMTP relay in SMTP_URL) or sendgrid"),
+                ));
+            }
+        }
+        if self.channels.push.enabled {
+            return Err(ConfigError::invalid(
+                "notification.channels.push.enabled",
+                "hearth has no push provider yet; register a NotificationChannel named `push` from Rust (App::builder), or leave push off",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Per-channel settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -50,8 +88,8 @@ pub struct ChannelsConfig {
     pub email: EmailConfig,
     /// Webhook channel.
     pub webhook: WebhookChannelConfig,
-    /// Push: a trait only (register a `NotificationChannel` named `push`); accepted for
-    /// seed compatibility.
+    /// Push: a trait only (register a `NotificationChannel` named `push` from Rust). The
+    /// seed's section is accepted while `enabled: false`; `true` is refused.
     pub push: PushConfig,
 }
 
@@ -60,11 +98,12 @@ pub struct ChannelsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
-    /// Informational; a registered `push` channel is what enables push.
+    /// Must stay false: hearth has no push provider (a registered `push` channel works
+    /// without it).
     pub enabled: bool,
-    /// Provider name, for the registered channel's own use.
+    /// Provider name (the seed's `firebase`); kept while push is off.
     pub provider: Option<String>,
-    /// Credentials file, for the registered channel's own use.
+    /// Credentials file; kept while push is off.
     pub credentials: Option<String>,
 }
 

@@ -50,6 +50,10 @@ enum FeedData {
 #[derive(Serialize)]
 struct WsEnvelope<'a> {
     event: &'a str,
+    /// On a `progress.update` repeating another event: what changed (`stage`,
+    /// `completed`, `failed`, `cancelled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
     data: &'a serde_json::Value,
 }
 
@@ -68,7 +72,22 @@ impl FeedMessage {
     }
 
     fn build_frame(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(&WsEnvelope { event: &self.topic, data: self.data() }).unwrap_or_default())
+        Bytes::from(serde_json::to_vec(&WsEnvelope { event: &self.topic, kind: None, data: self.data() }).unwrap_or_default())
+    }
+
+    /// What changed: the topic without `progress.` (`update`, `stage`, `completed`...).
+    pub fn kind(&self) -> &str {
+        self.topic.strip_prefix(topics::PREFIX).unwrap_or(&self.topic)
+    }
+
+    /// The same change again as a `progress.update` frame with its kind, for the seed's
+    /// WebSocket clients, which listen for `progress.update` alone; `None` for an update.
+    /// Only the WebSocket sends it: it is no event on the bus (webhooks fire once).
+    pub fn ws_update_alias(&self) -> Option<Bytes> {
+        (self.topic != topics::UPDATE).then(|| {
+            let envelope = WsEnvelope { event: topics::UPDATE, kind: Some(self.kind()), data: self.data() };
+            Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
+        })
     }
 
     /// The WebSocket text frame (UTF-8 JSON): `{"event": topic, "data": {...}}`.

@@ -31,22 +31,48 @@ impl SearchConfig {
         if self.vector_db.kind != "embedded" {
             return Err(ConfigError::invalid(
                 "search.vector_db.type",
-                format!("the '{}' search store is not in this build yet; use embedded", self.vector_db.kind),
+                format!("the '{}' search store is not supported yet (not in this build); use embedded", self.vector_db.kind),
             ));
         }
-        if !["local", "openai"].contains(&self.embeddings.provider.as_str()) {
+        let e = &self.embeddings;
+        if !["local", "openai"].contains(&e.provider.as_str()) {
             return Err(ConfigError::invalid(
                 "search.embeddings.provider",
                 format!(
-                    "unknown provider '{}': use 'local' (the bundled ONNX model) or 'openai' (an OpenAI-compatible API)",
-                    self.embeddings.provider
+                    "the '{}' embedding provider is not supported yet; use local (the ONNX model in search.embeddings.model_dir) or openai (an OpenAI-compatible API)",
+                    e.provider
                 ),
             ));
         }
-        if self.embeddings.provider == "openai" && !self.embeddings.base_url.starts_with("http") {
+        // Keys of the stores and providers above: refused rather than ignored.
+        let v = &self.vector_db;
+        for (key, set) in [
+            ("search.vector_db.url", v.url.is_some()),
+            ("search.vector_db.api_key", v.api_key.is_some()),
+            ("search.vector_db.collection", v.collection != VectorDbConfig::default().collection),
+            ("search.embeddings.api_key", e.provider == "local" && e.api_key.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(key, "applies to a remote store or provider, which this configuration does not use; remove it"));
+            }
+        }
+        let local = EmbeddingsConfig::default();
+        if e.provider == "local" && e.model != local.model {
+            return Err(ConfigError::invalid(
+                "search.embeddings.model",
+                format!("the local provider runs the model in model_dir ({}); choosing a model by name needs provider: openai", local.model),
+            ));
+        }
+        if e.provider == "local" && e.dimension != local.dimension {
+            return Err(ConfigError::invalid(
+                "search.embeddings.dimension",
+                format!("the local model gives {}-dimensional vectors; the dimension is configurable only with provider: openai", local.dimension),
+            ));
+        }
+        if e.provider == "openai" && !e.base_url.starts_with("http") {
             return Err(ConfigError::invalid("search.embeddings.base_url", "must be an http(s) URL such as https://api.openai.com/v1"));
         }
-        if self.embeddings.provider == "openai" && !(1..=super::openai::MAX_INPUTS).contains(&self.embeddings.batch_size) {
+        if e.provider == "openai" && !(1..=super::openai::MAX_INPUTS).contains(&e.batch_size) {
             return Err(ConfigError::invalid("search.embeddings.batch_size", "must be from 1 to 2048 with the openai provider"));
         }
         if self.chunking.overlap >= self.chunking.size {
@@ -79,11 +105,11 @@ pub struct VectorDbConfig {
     /// tantivy + HNSW in the data directory). Other names are refused at load.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Qdrant URL (`QDRANT_URL`).
+    /// Qdrant URL (`QDRANT_URL`): refused until a Qdrant store exists.
     pub url: Option<String>,
-    /// Qdrant API key (`QDRANT_API_KEY`).
+    /// Qdrant API key (`QDRANT_API_KEY`): refused until a Qdrant store exists.
     pub api_key: Option<String>,
-    /// Collection name.
+    /// Collection name of a remote store: `documents` (others are refused).
     pub collection: String,
     /// Below this many chunks an exact scan replaces the HNSW graph. Measured (bench,
     /// 384-d, 100 candidates, AVX2): exact 0.32 ms vs graph 0.86 ms at 10k chunks, exact
@@ -132,13 +158,13 @@ pub struct EmbeddingsConfig {
     pub timeout_ms: u64,
     /// Directory with model.onnx, tokenizer files and the ONNX Runtime library.
     pub model_dir: String,
-    /// Vector dimension.
+    /// Vector dimension: 384, the local model's (others are refused).
     pub dimension: usize,
     /// Texts per embedding batch.
     pub batch_size: usize,
     /// Maximum tokens per text.
     pub max_seq_length: usize,
-    /// API key for remote providers (`OPENAI_API_KEY`).
+    /// API key for remote providers (`OPENAI_API_KEY`): refused until one exists.
     pub api_key: Option<String>,
 }
 
@@ -242,7 +268,7 @@ mod tests {
         match cfg.validate() {
             Err(ConfigError::Invalid { key, message }) => {
                 assert_eq!(key, "search.vector_db.type");
-                assert!(message.contains("'qdrant'") && message.contains("not in this build"), "{message}");
+                assert!(message.contains("'qdrant'") && message.contains("not supported yet"), "{message}");
             }
             other => panic!("expected an invalid key, got {other:?}"),
         }

@@ -150,19 +150,34 @@ pub struct ModeScore {
     pub queries: usize,
 }
 
-/// Indexes `set` into `search` and scores each of `modes` with the configured fusion.
-pub async fn evaluate_service(search: &super::SearchService, set: &BeirSet, modes: &[&str]) -> Result<Vec<ModeScore>, String> {
+/// Indexes `set` into `search` and scores each of `modes` with the configured fusion,
+/// calling `report(what, done, total)` as it goes (`indexing`, `queries (<mode>)`).
+pub async fn evaluate_service(
+    search: &super::SearchService,
+    set: &BeirSet,
+    modes: &[&str],
+    report: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Result<Vec<ModeScore>, String> {
+    let mut indexed = 0;
+    report("indexing", 0, set.docs.len());
     for part in set.docs.chunks(256) {
         search.index_batch(part.to_vec(), None).await.map_err(|e| e.to_string())?;
+        indexed += part.len();
+        report("indexing", indexed, set.docs.len());
     }
     let mut out = Vec::new();
     for mode in modes {
         let mut runs = HashMap::new();
-        for (qid, text) in &set.queries {
+        let what = format!("queries ({mode})");
+        for (i, (qid, text)) in set.queries.iter().enumerate() {
+            if i % 10 == 0 {
+                report(&what, i, set.queries.len());
+            }
             let req = SearchRequest { query: text.clone(), limit: Some(100), mode: Some(mode.to_string()), ..Default::default() };
             let res = search.search(&req).await.map_err(|e| format!("query {qid}: {e}"))?;
             runs.insert(qid.clone(), res.into_iter().map(|r| (r.id, r.score)).collect::<Vec<_>>());
         }
+        report(&what, set.queries.len(), set.queries.len());
         let (ndcg10, recall100, queries) = evaluate(&runs, &set.qrels);
         out.push(ModeScore { mode: mode.to_string(), ndcg10, recall100, queries });
     }

@@ -127,6 +127,10 @@ pub struct SearchQuery {
     pub filter: Filter,
     /// Highlight snippets.
     pub highlight: bool,
+    /// Whether keyword results may stand in when semantic search is unavailable (the
+    /// model is missing): true unless the request asked for semantic search by name
+    /// (`mode: semantic` or `hybrid: false`), which then answers 503.
+    pub keyword_fallback: bool,
 }
 
 impl SearchRequest {
@@ -147,6 +151,7 @@ impl SearchRequest {
             }
             Some(l) => l as usize,
         };
+        let keyword_fallback = !matches!((self.mode.as_deref(), self.hybrid), (Some("semantic"), _) | (None, Some(false)));
         let mode = match self.mode.as_deref() {
             Some("keyword") => Mode::Keyword,
             Some("semantic") => Mode::Semantic,
@@ -177,6 +182,7 @@ impl SearchRequest {
             threshold: self.threshold.or(cfg.search.default_threshold),
             filter,
             highlight: self.highlight.unwrap_or(false),
+            keyword_fallback,
         })
     }
 }
@@ -265,6 +271,10 @@ pub struct SearchResult {
     pub metadata: Map<String, Value>,
     /// Per-retriever scores.
     pub scores: Scores,
+    /// Set when the result comes from keyword search standing in for semantic or hybrid
+    /// search: why semantic search is unavailable (e.g. the model file is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// `GET /api/search/{id}/similar` query string.

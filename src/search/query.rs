@@ -36,7 +36,19 @@ impl SearchService {
         for h in &hooks {
             h.on_search(&q);
         }
-        let embedder = if q.mode == Mode::Keyword { None } else { Some(self.embedder_handle()?) };
+        // Without the model, a query that did not ask for semantic search by name is
+        // answered by keyword search, each result saying why (`degraded`).
+        let (embedder, degraded) = match q.mode {
+            Mode::Keyword => (None, None),
+            _ => match self.embedder_handle() {
+                Ok(e) => (Some(e), None),
+                Err(SearchError::Unavailable(why)) if q.keyword_fallback => {
+                    q.mode = Mode::Keyword;
+                    (None, Some(format!("semantic search unavailable ({why}); keyword results")))
+                }
+                Err(e) => return Err(e),
+            },
+        };
         let (store, mode) = (self.store(), q.mode);
         // One scope for both retrievers: a store evaluates the filter once per query.
         let scope = Scope::new(q.filter.clone(), None);
@@ -73,6 +85,9 @@ impl SearchService {
         let best: BestChunks = keyword_hits.iter().chain(&semantic_hits).map(|h| (h.doc, (h.id.clone(), h.chunk))).collect();
         let picked: Vec<Fused> = fused.into_iter().filter(|f| q.threshold.is_none_or(|t| f.score >= t)).take(q.limit).collect();
         let mut results = self.materialise(&picked, &best, q.highlight.then_some(q.query.as_str())).await?;
+        if let Some(why) = degraded {
+            results.iter_mut().for_each(|r| r.degraded = Some(why.clone()));
+        }
         if self.inner.config.search.enable_reranking
             && let Some(r) = reranker
         {
@@ -136,6 +151,7 @@ impl SearchService {
                 content,
                 metadata: doc.record.metadata,
                 scores: Scores { keyword: f.keyword, semantic: f.semantic },
+                degraded: None,
             });
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! (see `export/checkers.rs`), the job life cycle, storage safety and bad input.
 
 mod caps;
-mod checkers;
+pub(crate) mod checkers;
 mod plugins;
 
 use crate::common::{TestServer, assert_error, hearth_bin};

@@ -215,11 +215,24 @@ async fn without_the_model_keyword_search_works_and_semantic_says_why() {
     index(&s, "a", "Invoices are due at the end of the month.", json!({})).await;
     let r = search(&s, json!({"query": "invoices", "mode": "keyword"})).await;
     assert_eq!(ids(&r), vec!["a"]);
-    for body in [json!({"query": "invoices", "mode": "semantic"}), json!({"query": "invoices"}), json!({"query": "x", "hybrid": true})] {
+    // Asked for semantic search by name: 503 naming the missing file.
+    for body in [json!({"query": "invoices", "mode": "semantic"}), json!({"query": "invoices", "hybrid": false})] {
         let (st, out) = s.post("/api/search", body).await;
         assert_eq!(assert_error(st, &out, 503), "service_unavailable");
         assert!(out["error"]["message"].as_str().unwrap().contains("model.onnx"), "{out}");
     }
+    // No mode, or hybrid: keyword results, each marked degraded with the reason.
+    for body in [json!({"query": "invoices"}), json!({"query": "invoices", "hybrid": true}), json!({"query": "invoices", "mode": "hybrid"})]
+    {
+        let (st, out) = s.post("/api/search", body.clone()).await;
+        assert_eq!(st, 200, "{body}: {out}");
+        assert_eq!(ids(out.as_array().unwrap()), vec!["a"], "{body}");
+        let why = out[0]["degraded"].as_str().unwrap_or_default();
+        assert!(why.contains("model.onnx") && why.contains("keyword"), "{body}: {out}");
+        assert!(out[0]["scores"]["semantic"].is_null(), "{out}");
+    }
+    let r = search(&s, json!({"query": "invoices", "mode": "keyword"})).await;
+    assert!(r[0].get("degraded").is_none(), "an explicit keyword search is not degraded: {r:?}");
     let (st, out) = s.get("/api/search/a/similar").await;
     assert_error(st, &out, 503);
     let (st, ready) = s.get("/readyz").await;
@@ -338,7 +351,8 @@ async fn the_eval_set_scores_hybrid_at_least_as_well_as_either_retriever() {
     let dir = crate::common::repo_path("tests/api/search/eval");
     let set = hearth::search::eval::BeirSet::read(&dir.join("corpus.jsonl"), &dir.join("queries.jsonl"), &dir.join("qrels.tsv")).unwrap();
     assert_eq!((set.docs.len(), set.queries.len()), (70, 30));
-    let scores = hearth::search::eval::evaluate_service(&s.app.search, &set, &["keyword", "semantic", "hybrid"]).await.unwrap();
+    let scores =
+        hearth::search::eval::evaluate_service(&s.app.search, &set, &["keyword", "semantic", "hybrid"], &|_, _, _| {}).await.unwrap();
     let ndcg = |m: &str| scores.iter().find(|x| x.mode == m).unwrap().ndcg10;
     // Measured: keyword 0.927, semantic 0.984, hybrid (weighted, ratio 0.75) 0.994.
     assert!(ndcg("keyword") > 0.85 && ndcg("semantic") > 0.9, "{scores:?}");

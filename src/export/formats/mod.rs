@@ -115,6 +115,25 @@ pub fn require_transcript<'s>(source: &'s Source, format: &str) -> Result<&'s su
     }
 }
 
+/// The text of cue `index` (1-based) through the request's cue template
+/// (`<format>/<name>.j2`), or `None` for `default`, the built-in layout. A template that
+/// renders nothing but blank lines is an error: a cue cannot be empty.
+pub fn templated_cue(
+    ctx: &RenderContext<'_>,
+    format: &str,
+    index: usize,
+    seg: &super::model::Segment,
+) -> Result<Option<String>, ExportError> {
+    if ctx.template == "default" {
+        return Ok(None);
+    }
+    let text = ctx.templates.render(format, ctx.template, &super::templates::cue_context(seg, index, ctx.options))?;
+    if cue_lines(&text).next().is_none() {
+        return Err(ExportError::Render(format!("template {format}/{}: cue {index} rendered empty", ctx.template)));
+    }
+    Ok(Some(text))
+}
+
 /// Cues in millisecond resolution sorted by (start, end), the order subtitle players
 /// and the `srt` reference library expect.
 pub fn cues(t: &super::model::Transcript) -> Vec<(u64, u64, &super::model::Segment)> {

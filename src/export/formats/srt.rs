@@ -2,7 +2,7 @@
 //! The output is exactly what the Python `srt` library composes from it (round-trip
 //! byte-identical): no blank lines inside a cue, trimmed lines.
 
-use super::{RenderContext, cue_lines, cues, require_transcript, write_timestamp};
+use super::{RenderContext, cue_lines, cues, require_transcript, templated_cue, write_timestamp};
 use crate::export::{error::ExportError, model::Source};
 use std::fmt::Write;
 
@@ -16,6 +16,14 @@ pub fn render(source: &Source, ctx: &RenderContext<'_>) -> Result<Vec<u8>, Expor
         out.push_str(" --> ");
         write_timestamp(&mut out, end, ',');
         out.push('\n');
+        if let Some(text) = templated_cue(ctx, "srt", i + 1, seg)? {
+            cue_lines(&text).for_each(|line| {
+                out.push_str(line);
+                out.push('\n');
+            });
+            out.push('\n');
+            continue;
+        }
         let mut first = true;
         for line in cue_lines(&seg.text) {
             if first
@@ -44,5 +52,11 @@ mod tests {
         assert!(out.starts_with("1\n00:00:00,000 --> 00:00:02,500\nAnna: Grüße aus München,\ncafé!\n\n2\n"), "{out}");
         assert!(out.contains("01:01:01,001 --> 01:01:02,000"));
         assert!(out.ends_with("\n\n") && !out.ends_with("\n\n\n"));
+    }
+
+    #[test]
+    fn a_cue_template_shapes_each_cue_text() {
+        let out = crate::export::formats::test_util::render_with_template("srt", "custom", &sample());
+        assert!(out.starts_with("1\n00:00:00,000 --> 00:00:02,500\n[Anna] Grüße aus München,\ncafé!\n\n2\n"), "{out}");
     }
 }

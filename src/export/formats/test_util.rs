@@ -39,11 +39,21 @@ pub fn sample_document() -> Source {
 
 /// Renders with default options and built-in templates.
 pub fn render_bytes(format: &str, source: &Source) -> Vec<u8> {
+    render_bytes_with_template(format, "default", source)
+}
+
+/// Renders with default options and the built-in template `template`.
+pub fn render_bytes_with_template(format: &str, template: &str, source: &Source) -> Vec<u8> {
     let templates = Templates::new(None);
     let fonts = FontProvider::new(None, None);
     let options = RenderOptions::default();
-    let ctx = RenderContext { options: &options, templates: &templates, template: "default", fonts: &fonts, pretty_json: true };
+    let ctx = RenderContext { options: &options, templates: &templates, template, fonts: &fonts, pretty_json: true };
     (builtin(format).unwrap().render)(source, &ctx).unwrap()
+}
+
+/// Renders a text format with the built-in template `template` to a string.
+pub fn render_with_template(format: &str, template: &str, source: &Source) -> String {
+    String::from_utf8(render_bytes_with_template(format, template, source)).unwrap()
 }
 
 /// Renders a text format to a string.

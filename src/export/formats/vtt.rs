@@ -1,7 +1,7 @@
 //! WebVTT: `WEBVTT` header, blank-line separated cues `HH:MM:SS.mmm --> HH:MM:SS.mmm`,
 //! speakers as `<v Name>` voice spans, `&`, `<`, `>` escaped, no `-->` inside cue text.
 
-use super::{RenderContext, cue_lines, cues, require_transcript, write_timestamp};
+use super::{RenderContext, cue_lines, cues, require_transcript, templated_cue, write_timestamp};
 use crate::export::{error::ExportError, model::Source};
 
 /// Appends `text` escaped for a cue payload.
@@ -27,11 +27,19 @@ pub fn render(source: &Source, ctx: &RenderContext<'_>) -> Result<Vec<u8>, Expor
         out.push_str(title.trim());
     }
     out.push_str("\n\n");
-    for (start, end, seg) in cues(t) {
+    for (i, (start, end, seg)) in cues(t).into_iter().enumerate() {
         write_timestamp(&mut out, start, '.');
         out.push_str(" --> ");
         write_timestamp(&mut out, end, '.');
         out.push('\n');
+        if let Some(text) = templated_cue(ctx, "vtt", i + 1, seg)? {
+            cue_lines(&text).for_each(|line| {
+                escape_into(&mut out, line);
+                out.push('\n');
+            });
+            out.push('\n');
+            continue;
+        }
         let speaker = seg.speaker.as_deref().map(str::trim).filter(|s| ctx.options.speakers && !s.is_empty());
         for (i, line) in cue_lines(&seg.text).enumerate() {
             if i == 0

@@ -64,10 +64,15 @@ async fn subscribers_get_the_current_state_then_every_change_in_the_seed_shape()
     s.post("/api/progress/w1/advance", json!({})).await;
     let st = next(&mut ws).await;
     assert_eq!((st["event"].as_str(), st["data"]["stage"].as_str()), (Some("progress.stage"), Some("process")));
+    // Every change also arrives as `progress.update`, with its kind, for seed clients.
+    let alias = next(&mut ws).await;
+    assert_eq!(alias, json!({"event": "progress.update", "kind": "stage", "data": st["data"].clone()}));
     s.post("/api/progress/w1/complete", json!({"result": {"ok": true}})).await;
     let done = next(&mut ws).await;
     assert_eq!((done["event"].as_str(), done["data"]["status"].as_str()), (Some("progress.completed"), Some("completed")));
     assert_eq!(done["data"]["result"], json!({"ok": true}));
+    let alias = next(&mut ws).await;
+    assert_eq!(alias, json!({"event": "progress.update", "kind": "completed", "data": done["data"].clone()}));
 
     for (id, path, body, event) in
         [("w2", "fail", json!({"error": "boom"}), "progress.failed"), ("w3", "cancel", json!({}), "progress.cancelled")]
@@ -78,6 +83,8 @@ async fn subscribers_get_the_current_state_then_every_change_in_the_seed_shape()
         s.post(&format!("/api/progress/{id}/{path}"), body).await;
         let e = next(&mut ws).await;
         assert_eq!((e["event"].as_str(), e["data"]["id"].as_str()), (Some(event), Some(id)));
+        let alias = next(&mut ws).await;
+        assert_eq!((alias["event"].as_str(), alias["kind"].as_str()), (Some("progress.update"), event.strip_prefix("progress.")));
     }
 }
 
