@@ -40,10 +40,8 @@ const BROKERS: Missing = Missing {
     names: &["rabbitmq", "sqs", "kafka", "nats"],
     instead: "jobs live in hearth's embedded database (`embedded`, the default) or, for several nodes, in Redis (`redis`)",
 };
-const EXPORT_STORAGES: Missing = Missing {
-    names: &["gcs", "azure"],
-    instead: "use `local` (files under export.storage.path) or `s3` (S3 or an S3-compatible server)",
-};
+const EXPORT_STORAGES: Missing =
+    Missing { names: &["gcs", "azure"], instead: "use `local` (files under export.storage.path) or `s3` (S3 or an S3-compatible server)" };
 const VECTOR_DBS: Missing = Missing {
     names: &["qdrant", "pinecone", "weaviate", "pgvector", "milvus"],
     instead: "use `embedded` (tantivy + HNSW in the data directory)",

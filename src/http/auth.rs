@@ -124,7 +124,12 @@ impl Authenticator {
             }
             (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
-        Authenticator { keys, token_key, max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(super::system::DEFAULT_MAX_TOKEN_TTL), spent: Default::default() }
+        Authenticator {
+            keys,
+            token_key,
+            max_token_ttl: config.auth.max_token_ttl_seconds.unwrap_or(super::system::DEFAULT_MAX_TOKEN_TTL),
+            spent: Default::default(),
+        }
     }
 
     /// True when API keys are configured.

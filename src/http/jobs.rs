@@ -469,8 +469,20 @@ async fn retry_dead(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PurgeParams {
-    /// Which jobs to delete: `completed`, `dead` or `cancelled` (required).
-    pub status: Option<String>,
+    /// Which jobs to delete (required).
+    pub status: PurgeStatus,
+}
+
+/// The final statuses a purge deletes.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeStatus {
+    /// Completed jobs.
+    Completed,
+    /// Dead jobs.
+    Dead,
+    /// Cancelled jobs.
+    Cancelled,
 }
 
 /// Deletes the completed, dead or cancelled jobs of a queue (`?status=`), at most 1000
@@ -484,8 +496,11 @@ async fn purge(
     Query(q): Query<PurgeParams>,
 ) -> ApiResult<axum::Json<BulkAnswer>> {
     service(&p)?;
-    let bad = || ApiError::invalid_query("status", "must be completed, dead or cancelled");
-    let status = JobStatus::parse(q.status.as_deref().ok_or_else(bad)?).filter(|s| s.is_final()).ok_or_else(bad)?;
+    let status = match q.status {
+        PurgeStatus::Completed => JobStatus::Completed,
+        PurgeStatus::Dead => JobStatus::Dead,
+        PurgeStatus::Cancelled => JobStatus::Cancelled,
+    };
     let o = s.jobs.purge(&queue, status).await?;
     Ok(bulk_answer(queue, o))
 }

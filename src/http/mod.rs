@@ -14,12 +14,12 @@ pub mod openapi;
 mod serve;
 pub mod stream;
 mod system;
-pub mod ui;
 mod trace;
+pub mod ui;
 
 pub mod cache;
-pub mod embeddings;
 mod cache_ops;
+pub mod embeddings;
 pub mod export;
 pub mod job_events;
 pub mod jobs;

@@ -53,20 +53,29 @@ impl SearchConfig {
             ("search.embeddings.api_key", e.provider == "local" && e.api_key.is_some()),
         ] {
             if set {
-                return Err(ConfigError::invalid(key, "applies to a remote store or provider, which this configuration does not use; remove it"));
+                return Err(ConfigError::invalid(
+                    key,
+                    "applies to a remote store or provider, which this configuration does not use; remove it",
+                ));
             }
         }
         let local = EmbeddingsConfig::default();
         if e.provider == "local" && e.model != local.model {
             return Err(ConfigError::invalid(
                 "search.embeddings.model",
-                format!("the local provider runs the model in model_dir ({}); choosing a model by name needs provider: openai", local.model),
+                format!(
+                    "the local provider runs the model in model_dir ({}); choosing a model by name needs provider: openai",
+                    local.model
+                ),
             ));
         }
         if e.provider == "local" && e.dimension != local.dimension {
             return Err(ConfigError::invalid(
                 "search.embeddings.dimension",
-                format!("the local model gives {}-dimensional vectors; the dimension is configurable only with provider: openai", local.dimension),
+                format!(
+                    "the local model gives {}-dimensional vectors; the dimension is configurable only with provider: openai",
+                    local.dimension
+                ),
             ));
         }
         if e.provider == "openai" && !e.base_url.starts_with("http") {
