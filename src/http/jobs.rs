@@ -470,6 +470,7 @@ async fn retry_dead(
 #[into_params(parameter_in = Query)]
 pub struct PurgeParams {
     /// Which jobs to delete (required).
+    #[param(inline)]
     pub status: PurgeStatus,
 }
 
