@@ -16,6 +16,7 @@
 pub mod commands;
 pub mod cursors;
 pub mod proto;
+pub mod session;
 
 use crate::App;
 use crate::cache::Cache;

@@ -23,21 +23,18 @@
 //! Every key shares the hash tag `{jobs}` (one Redis Cluster slot, should the cluster mode
 //! ever be supported).
 
+mod broker;
+mod notices;
 mod record;
 mod scripts;
 
 use self::record::{RawRow, Row, Write, apply_args, ms};
 use crate::cluster::{Redis, RedisError};
-use crate::jobs::broker::{
-    Admitted, Cancelled, Claimed, Ended, Finished, Holder, JobBroker, ListFilter, Names, NewJob, ProgressNote, QueueStats, Ready, RunEnd,
-    Tick,
-};
+use crate::jobs::broker::{Admitted, Cancelled, Claimed, Ended, Finished, Holder, ListFilter, Names, NewJob, QueueStats, Ready, Tick};
 use crate::jobs::error::JobError;
 use crate::jobs::lifecycle::{Outcome, check_holder, next_state};
-use crate::jobs::model::{Enqueued, HeartbeatAck, Job, JobList, JobStatus, Schedule};
+use crate::jobs::model::{Enqueued, Job, JobList, JobStatus, Schedule};
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Jobs a tick promotes or reaps at most (the next tick follows at once when more are due).
 const TICK_LIMIT: usize = 1000;
@@ -432,75 +429,6 @@ impl RedisBroker {
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
-
-    /// The `[q1, n1, q2, n2, ...]` a script returned, as pairs, told to the other nodes
-    /// (in the background: the notice is a wake-up, not part of the state change).
-    fn ready(&self, flat: Vec<String>) -> Vec<Ready> {
-        let pairs = pairs(flat);
-        if !pairs.is_empty() {
-            let mut distinct: Vec<&Ready> = pairs.iter().collect();
-            distinct.sort();
-            distinct.dedup();
-            let mut msg = self.redis.node_id().to_string();
-            for (q, n) in distinct {
-                msg.push('\n');
-                msg.push_str(q);
-                msg.push('\n');
-                msg.push_str(n);
-            }
-            let (redis, channel) = (self.redis.clone(), self.key("ready"));
-            tokio::spawn(async move {
-                if let Err(e) = redis.query::<i64>(::redis::cmd("PUBLISH").arg(channel).arg(msg)).await {
-                    tracing::debug!(error = %e, "could not tell the other nodes about ready jobs");
-                }
-            });
-        }
-        pairs
-    }
-}
-
-/// Relays the ready notices of the other nodes to `tx` until `shutdown`, resubscribing
-/// after a lost connection (and then sending an empty batch: notices may have been missed).
-async fn relay_ready(redis: Redis, channel: String, tx: mpsc::UnboundedSender<Vec<Ready>>, shutdown: CancellationToken) {
-    use futures::StreamExt;
-    let me = redis.node_id().to_string();
-    let mut first = true;
-    while !shutdown.is_cancelled() {
-        let mut sub = match redis.pubsub().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "ready notices: no subscription; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => continue,
-                    _ = shutdown.cancelled() => return,
-                }
-            }
-        };
-        if sub.subscribe(&channel).await.is_err() {
-            continue;
-        }
-        if !first && tx.send(Vec::new()).is_err() {
-            return;
-        }
-        first = false;
-        let mut messages = sub.on_message();
-        loop {
-            let msg = tokio::select! {
-                m = messages.next() => m,
-                _ = shutdown.cancelled() => return,
-            };
-            let Some(msg) = msg else { break };
-            let Ok(text) = msg.get_payload::<String>() else { continue };
-            let mut parts = text.split('\n');
-            if parts.next() == Some(me.as_str()) {
-                continue;
-            }
-            let rest: Vec<String> = parts.map(str::to_string).collect();
-            if tx.send(pairs(rest)).is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// Decides one end against the job as read: the next state and the revision it was read
@@ -530,16 +458,6 @@ fn decide(end: &End, row: Option<Row>, now: DateTime<Utc>) -> Result<(Box<Job>, 
     Ok((Box::new(next_state(&row.job, &end.outcome, row.cancel_requested, now)), row.rev))
 }
 
-/// `[q1, n1, q2, n2, ...]` as pairs.
-fn pairs(flat: Vec<String>) -> Vec<Ready> {
-    let mut it = flat.into_iter();
-    let mut out = Vec::new();
-    while let (Some(q), Some(n)) = (it.next(), it.next()) {
-        out.push((q, n));
-    }
-    out
-}
-
 fn push_list<'a>(args: &mut Vec<Vec<u8>>, items: impl ExactSizeIterator<Item = &'a str>) {
     args.push(items.len().to_string().into_bytes());
     args.extend(items.map(|s| s.as_bytes().to_vec()));
@@ -563,160 +481,6 @@ fn schedule_key(s: &Schedule) -> String {
 
 fn schedule_json(s: &Schedule) -> Result<String, JobError> {
     serde_json::to_string(s).map_err(|e| JobError::Store(crate::store::StoreError::Codec(e.to_string())))
-}
-
-impl JobBroker for RedisBroker {
-    async fn enqueue<'a>(
-        &'a self,
-        jobs: Vec<NewJob>,
-        now: DateTime<Utc>,
-        announce: &'a (dyn Fn(&Job) + Send + Sync),
-    ) -> Result<Admitted, JobError> {
-        self.enqueue_jobs(jobs, now, announce).await
-    }
-
-    async fn claim(
-        &self,
-        queues: &[String],
-        names: Names<'_>,
-        holder: Holder<'_>,
-        max: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Claimed, JobError> {
-        self.claim_jobs(queues, names, holder, max, now).await
-    }
-
-    async fn heartbeat(
-        &self,
-        id: &str,
-        worker_id: Option<&str>,
-        lease_ms: Option<i64>,
-        now: DateTime<Utc>,
-    ) -> Result<HeartbeatAck, JobError> {
-        let args = vec![
-            id.as_bytes().to_vec(),
-            worker_id.unwrap_or_default().as_bytes().to_vec(),
-            lease_ms.map(|l| l.to_string()).unwrap_or_default().into_bytes(),
-            ms(now).to_string().into_bytes(),
-        ];
-        let r: Vec<String> = self.run(&scripts::HEARTBEAT, &args).await?;
-        match r.first().map(String::as_str) {
-            Some("ok") => Ok(HeartbeatAck {
-                job_id: id.to_string(),
-                lease_until: r.get(1).and_then(|s| s.parse::<f64>().ok()).and_then(|m| DateTime::from_timestamp_millis(m as i64)),
-                cancel_requested: r.get(2).is_some_and(|c| c == "1"),
-            }),
-            Some("state") => Err(JobError::Conflict(format!("job {id} is {}, not running", r.get(1).map(String::as_str).unwrap_or("?")))),
-            Some("holder") => Err(JobError::Conflict(format!("job {id} is leased by another worker"))),
-            _ => Err(JobError::job_not_found(id)),
-        }
-    }
-
-    async fn finish(&self, ends: Vec<RunEnd>, now: DateTime<Utc>) -> Finished {
-        let ends = ends.into_iter().map(|e| End { id: e.id, outcome: e.outcome.into(), running: Some(e.worker_id) }).collect();
-        self.finish_ends(ends, now).await
-    }
-
-    async fn cancel(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<Cancelled, JobError> {
-        self.cancel_job(id, reason, now).await
-    }
-
-    async fn retry(&self, id: &str, now: DateTime<Utc>) -> Result<(Job, Option<Ready>), JobError> {
-        self.retry_job(id, now).await
-    }
-
-    async fn note_progress(&self, id: &str) -> Result<ProgressNote, JobError> {
-        let r: Vec<String> = self.run(&scripts::NOTE_PROGRESS, &[id.as_bytes().to_vec()]).await?;
-        Ok(match r.first().map(String::as_str) {
-            Some("first") => {
-                ProgressNote::First { name: r.get(1).cloned().unwrap_or_default(), queue: r.get(2).cloned().unwrap_or_default() }
-            }
-            Some("again") => ProgressNote::Again,
-            _ => ProgressNote::NotLive,
-        })
-    }
-
-    async fn tick(&self, now: DateTime<Utc>) -> Result<Tick, JobError> {
-        self.maintain(now).await
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<Job>, JobError> {
-        Ok(self.read_one(id).await?.map(|r| r.job))
-    }
-
-    async fn list(&self, filter: ListFilter) -> Result<JobList, JobError> {
-        self.list_jobs(filter).await
-    }
-
-    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, JobError> {
-        self.stats(now).await
-    }
-
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), JobError> {
-        let mut p = ::redis::pipe();
-        p.atomic().cmd("SADD").arg(self.key("queues")).arg(queue);
-        p.cmd(if paused { "SADD" } else { "SREM" }).arg(self.key("paused")).arg(queue);
-        Ok(self.redis.exec(&p).await?)
-    }
-
-    async fn delete_finished(
-        &self,
-        completed_before: DateTime<Utc>,
-        dead_before: DateTime<Utc>,
-        _now: DateTime<Utc>,
-    ) -> Result<usize, JobError> {
-        self.retention(completed_before, dead_before).await
-    }
-
-    async fn delete_jobs(&self, queue: &str, status: JobStatus, limit: usize) -> Result<usize, JobError> {
-        self.delete_queue_jobs(queue, status, limit).await
-    }
-
-    async fn schedules(&self) -> Result<Vec<Schedule>, JobError> {
-        let all: Vec<(String, String)> = self.redis.query(::redis::cmd("HGETALL").arg(self.key("sched"))).await?;
-        let mut out: Vec<Schedule> = all
-            .into_iter()
-            .filter_map(|(name, json)| {
-                serde_json::from_str(&json).map_err(|e| tracing::warn!(schedule = %name, error = %e, "unreadable schedule in redis")).ok()
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    async fn put_schedule(&self, schedule: Schedule) -> Result<(), JobError> {
-        let json = schedule_json(&schedule)?;
-        let mut p = ::redis::pipe();
-        p.atomic().cmd("HSET").arg(self.key("sched")).arg(&schedule.name).arg(json);
-        p.cmd("HSET").arg(self.key("schedkey")).arg(&schedule.name).arg(schedule_key(&schedule));
-        Ok(self.redis.exec(&p).await?)
-    }
-
-    async fn delete_schedule(&self, name: &str) -> Result<bool, JobError> {
-        let mut p = ::redis::pipe();
-        p.atomic().cmd("HDEL").arg(self.key("sched")).arg(name);
-        p.cmd("HDEL").arg(self.key("schedkey")).arg(name);
-        let (n, _): (i64, i64) = self.redis.exec(&p).await?;
-        Ok(n > 0)
-    }
-
-    fn remote_ready(&self, shutdown: CancellationToken) -> Option<mpsc::UnboundedReceiver<Vec<Ready>>> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(relay_ready(self.redis.clone(), self.key("ready"), tx, shutdown));
-        Some(rx)
-    }
-
-    async fn record_fired(&self, next: Schedule, slot: DateTime<Utc>) -> Result<bool, JobError> {
-        let expected = format!("{}|{}", ms(slot), next.cron);
-        let args = vec![
-            next.name.clone().into_bytes(),
-            expected.into_bytes(),
-            schedule_json(&next)?.into_bytes(),
-            schedule_key(&next).into_bytes(),
-        ];
-        let stored: i64 = self.redis.script(&scripts::RECORD_FIRED, std::slice::from_ref(&self.prefix), &args).await?;
-        Ok(stored == 1)
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! redis-server (append-only, `appendfsync always`) per test.
 
 use super::*;
+use crate::jobs::broker::{JobBroker, RunEnd};
 use crate::cluster::RedisConfig;
 use crate::cluster::test_server::RedisServer;
 use crate::jobs::conformance::{self, Harness, at, job, t0};
