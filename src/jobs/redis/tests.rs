@@ -2,9 +2,9 @@
 //! redis-server (append-only, `appendfsync always`) per test.
 
 use super::*;
-use crate::jobs::broker::{JobBroker, RunEnd};
 use crate::cluster::RedisConfig;
 use crate::cluster::test_server::RedisServer;
+use crate::jobs::broker::{JobBroker, RunEnd};
 use crate::jobs::conformance::{self, Harness, at, job, t0};
 
 /// Brokers on one private server; each fresh one under a key prefix of its own, a re-open
