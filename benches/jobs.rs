@@ -11,6 +11,10 @@
 //!    redis-server; run `../shared/peers/bullmq/run.sh 20000 50 always` in the same minute
 //!    for the BullMQ side.
 //!
+//! 5. `watched`: the HTTP worker protocol with the dashboard's streams open — nobody, the
+//!    overview (`/ws/jobs?every_ms=1000`), a queue page (`/ws/jobs`, one frame per step) —
+//!    twice each, interleaved.
+//!
 //! Run: `cargo bench --bench jobs` (`JOBS_BENCH=http cargo bench --bench jobs` runs only the
 //! sections whose name contains `http`: in-process, latency, http).
 
@@ -75,7 +79,7 @@ async fn redis_in_process(n: usize, workers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = hearth::cluster::RedisConfig { url: Some(server.url()), ..Default::default() };
     let redis = hearth::cluster::Redis::connect(&cfg).await.unwrap();
-    let (q, _store) = queue_on(dir.path(), workers, Some(Broker::custom(hearth::jobs::RedisBroker::new(redis))));
+    let (q, _store) = queue_on(dir.path(), workers, Some(Broker::custom(hearth::jobs::RedisBroker::new(redis.clone()))));
     let counter = Arc::new(Counter { done: AtomicUsize::new(0), target: AtomicUsize::new(n), notify: Notify::new() });
     q.register_hooks(counter.clone());
     let start = Instant::now();
@@ -90,10 +94,24 @@ async fn redis_in_process(n: usize, workers: usize) {
     tokio::pin!(waiter);
     waiter.as_mut().enable();
     let bg = Background::default();
+    let (cpu0, stats0) = redis_load(&redis).await;
     let t = Instant::now();
     q.start(&bg);
     tokio::time::timeout(Duration::from_secs(300), waiter).await.expect("all jobs complete");
     let run = t.elapsed();
+    let (cpu1, stats1) = redis_load(&redis).await;
+    println!("  redis-server CPU while processing: {:.0} % of one core", (cpu1 - cpu0) / run.as_secs_f64() * 100.0);
+    for (cmd, (calls, usec)) in &stats1 {
+        let (c0, u0) = stats0.get(cmd).copied().unwrap_or_default();
+        if calls > &c0 {
+            println!(
+                "  {cmd}: {} calls, {:.1} µs per call, {:.1} calls per job",
+                calls - c0,
+                (usec - u0) / (calls - c0) as f64,
+                (calls - c0) as f64 / n as f64
+            );
+        }
+    }
     println!(
         "redis broker (appendfsync always), {n} jobs: bulk add {:>8.0} jobs/s, {workers} in-process workers processed {:>8.0} jobs/s",
         n as f64 / enq.as_secs_f64(),
@@ -102,6 +120,23 @@ async fn redis_in_process(n: usize, workers: usize) {
     bg.shutdown.cancel();
     bg.tasks.close();
     bg.tasks.wait().await;
+}
+
+/// redis-server's CPU seconds so far, and per command its calls and total µs
+/// (`INFO cpu`, `INFO commandstats`).
+async fn redis_load(redis: &hearth::cluster::Redis) -> (f64, std::collections::BTreeMap<String, (u64, f64)>) {
+    let info: String = redis.query(redis::cmd("INFO").arg("cpu")).await.unwrap();
+    let field = |k: &str| info.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = field("used_cpu_user:") + field("used_cpu_sys:");
+    let stats: String = redis.query(redis::cmd("INFO").arg("commandstats")).await.unwrap();
+    let mut by_cmd = std::collections::BTreeMap::new();
+    for line in stats.lines() {
+        // cmdstat_evalsha:calls=10,usec=200,usec_per_call=20.00,...
+        let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else { continue };
+        let get = |k: &str| rest.split(',').find_map(|kv| kv.strip_prefix(k)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        by_cmd.insert(name.to_string(), (get("calls=") as u64, get("usec=")));
+    }
+    (cpu, by_cmd)
 }
 
 async fn in_process(n: usize, batch: bool) {
@@ -196,7 +231,50 @@ async fn latency(samples: usize) {
     bg.shutdown.cancel();
 }
 
+/// Who watches the server during `http` (the dashboard's streams).
+#[derive(Clone, Copy, PartialEq)]
+enum Watch {
+    Nobody,
+    /// `/ws/jobs`: one frame per step (the queue page).
+    EveryStep,
+    /// `/ws/jobs?every_ms=1000`: one summary a second (the overview).
+    Activity,
+}
+
+/// Opens the watcher's WebSocket on `base`; the task counts the frames it gets until told
+/// to stop.
+async fn watch(base: &str, w: Watch) -> Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<usize>)> {
+    use futures::StreamExt;
+    let path = match w {
+        Watch::Nobody => return None,
+        Watch::EveryStep => "/ws/jobs",
+        Watch::Activity => "/ws/jobs?every_ms=1000",
+    };
+    let url = format!("{}{path}", base.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut frames = 0;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                m = ws.next() => match m {
+                    Some(Ok(m)) => frames += m.is_text() as usize,
+                    _ => break,
+                },
+            }
+        }
+        let _ = ws.close(None).await;
+        frames
+    });
+    Some((stop, task))
+}
+
 async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>) {
+    http_watched(n, workers, batch_complete, redis, Watch::Nobody).await
+}
+
+async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>, w: Watch) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
@@ -215,6 +293,7 @@ async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&Red
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
+    let watcher = watch(&base, w).await;
     for chunk in 0..n.div_ceil(1000) {
         let m = 1000.min(n - chunk * 1000);
         let body: Vec<_> = (0..m).map(|i| json!({"name": "ext", "payload": {"i": i}})).collect();
@@ -272,16 +351,28 @@ async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&Red
         t.await.unwrap();
     }
     let el = start.elapsed();
+    let frames = match watcher {
+        Some((stop, task)) => {
+            let _ = stop.send(());
+            task.await.unwrap()
+        }
+        None => 0,
+    };
+    let _ = stop.send(());
+    let _ = server.await;
     println!(
-        "HTTP worker protocol{}: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
+        "HTTP worker protocol{}{}: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
         if redis.is_some() { " on the redis broker" } else { "" },
+        match w {
+            Watch::Nobody => String::new(),
+            Watch::EveryStep => format!(" with /ws/jobs open ({frames} frames)"),
+            Watch::Activity => format!(" with the overview's /ws/jobs?every_ms=1000 open ({frames} frames)"),
+        },
         done.load(Ordering::Relaxed),
         if batch_complete { "one batch complete per claim" } else { "one complete request per job" },
         done.load(Ordering::Relaxed) as f64 / el.as_secs_f64(),
         el.as_secs_f64()
     );
-    let _ = stop.send(());
-    let _ = server.await;
 }
 
 fn main() {
@@ -301,6 +392,12 @@ fn main() {
         if run("http") {
             http(20_000, 4, false, None).await;
             http(50_000, 4, true, None).await;
+        }
+        if run("watched") {
+            // The dashboard's cost: the same run with nobody, the overview, a queue page watching.
+            for w in [Watch::Nobody, Watch::Activity, Watch::EveryStep, Watch::Nobody, Watch::Activity, Watch::EveryStep] {
+                http_watched(20_000, 4, false, None, w).await;
+            }
         }
         if run("redis") {
             redis_in_process(20_000, 50).await;

@@ -22,11 +22,12 @@ async function overview(root) {
     stats,
     h('div', { class: 'card scroll', id: 'readiness' }, h('h2', {}, 'Modules'), table(['Module', 'State', 'Reason', 'Details'], ready)));
 
-  let queues = [], cache = null, search = null;
+  let queues = [], cache = null, search = null, rate = null;
   const drawStats = () => {
     const sum = (s) => queues.reduce((n, q) => n + ((q.counts || {})[s] || 0), 0);
     const perMin = queues.reduce((n, q) => n + q.completed_last_minute, 0);
     stats.replaceChildren(
+      stat('Jobs done / s (now)', rate === null ? '–' : num(rate), 'm-now'),
       stat('Jobs / s (last minute)', (perMin / 60).toFixed(2), 'm-rate'),
       stat('Waiting jobs', num(sum('pending') + sum('scheduled') + sum('failed')), 'm-waiting'),
       stat('Running jobs', num(sum('running')), 'm-running'),
@@ -56,10 +57,23 @@ async function overview(root) {
       h('td', { class: 'mono muted' }, m.details ? Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ') : ''))));
   };
   await Promise.all([loadReady(), loadStats()]);
-  // Job counts follow the job event stream; a burst of events costs one refresh a second.
-  const refresh = throttle(loadQueues, 1000);
-  const stream = live('/ws/jobs', {}, { onEvent: refresh, onState: dot.set, onOpen: refresh });
-  return () => stream.close();
+  // The job event stream in activity mode: one summary a second while jobs move (never
+  // one frame per job), which updates the rate and triggers one refresh of the counts.
+  const EVERY_MS = 1000;
+  const refresh = throttle(loadQueues, EVERY_MS);
+  // No summary for a while means nothing moved: the rate drops to 0 (a local timer; no request).
+  let idle = null;
+  const onEvent = (ev, d) => {
+    if (ev === 'jobs.activity') {
+      const done = Object.values(d.queues).reduce((n, steps) => n + (steps.completed || 0), 0);
+      rate = Math.round(done * 1000 / EVERY_MS);
+      clearTimeout(idle);
+      idle = setTimeout(() => { rate = 0; drawStats(); }, 2.5 * EVERY_MS);
+    }
+    refresh();
+  };
+  const stream = live('/ws/jobs', { every_ms: EVERY_MS }, { onEvent, onState: dot.set, onOpen: refresh });
+  return () => { clearTimeout(idle); stream.close(); };
 }
 
 // ---------------------------------------------------------------- progress

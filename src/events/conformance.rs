@@ -20,7 +20,7 @@ fn event(topic: &str, n: u64) -> Arc<Event> {
         topic: topic.into(),
         key: format!("k{n}"),
         user_id: None,
-        data: serde_json::json!({ "n": n }),
+        data: serde_json::json!({ "n": n }).into(),
         at: Utc::now(),
         from_peer: false,
     })

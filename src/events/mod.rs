@@ -11,9 +11,11 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod data;
 pub mod redis;
 mod transport;
 
+pub use data::EventData;
 pub use redis::RedisTransport;
 pub use transport::{EventTransport, LocalTransport, RESYNC, RecvError, Subscription};
 
@@ -59,8 +61,9 @@ pub struct Event {
     /// The owning user, when the entity has one (notifications); used for authorisation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// The event's payload, usually the entity's public JSON form.
-    pub data: serde_json::Value,
+    /// The event's payload, usually the entity's public JSON form (built on first read
+    /// when the publisher gave the typed entity, see [`EventData`]).
+    pub data: EventData,
     /// When the event was published.
     pub at: DateTime<Utc>,
     /// Published by another node of the cluster (set by a cluster transport when it
@@ -107,13 +110,14 @@ impl EventBus {
         }
     }
 
-    /// Builds and publishes an event stamped now.
-    pub fn emit(&self, topic: &str, key: &str, user_id: Option<&str>, data: serde_json::Value) {
+    /// Builds and publishes an event stamped now; `data` is JSON or an [`EventData::of`]
+    /// a typed value.
+    pub fn emit(&self, topic: &str, key: &str, user_id: Option<&str>, data: impl Into<EventData>) {
         self.publish(Event {
             topic: topic.to_string(),
             key: key.to_string(),
             user_id: user_id.map(str::to_string),
-            data,
+            data: data.into(),
             at: Utc::now(),
             from_peer: false,
         });

@@ -230,7 +230,7 @@ fn resync_marker() -> Arc<Event> {
         topic: RESYNC.into(),
         key: String::new(),
         user_id: None,
-        data: serde_json::Value::Null,
+        data: serde_json::Value::Null.into(),
         at: Utc::now(),
         from_peer: false,
     })
@@ -272,7 +272,7 @@ mod tests {
             topic: "t".into(),
             key: n.to_string(),
             user_id: None,
-            data: serde_json::json!({"n": n}),
+            data: serde_json::json!({"n": n}).into(),
             at: Utc::now(),
             from_peer: false,
         })

@@ -15,7 +15,8 @@ use super::error::{ApiResult, Query};
 use super::limits::StreamPermit;
 use super::stream;
 use crate::error::{ApiError, ErrorCode};
-use crate::events::{RecvError, Subscription};
+use crate::events::{Event, RecvError, Subscription};
+use crate::jobs::Job;
 use axum::{
     Extension,
     extract::{
@@ -25,13 +26,16 @@ use axum::{
     response::{Response, sse::Event as SseEvent},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of the job event stream.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events)).routes(routes!(ws))
+    // `JobActivity` is named by the routes' descriptions only, so it is listed here.
+    let components = utoipa::openapi::ComponentsBuilder::new().schema_from::<JobActivity>().build();
+    let doc = utoipa::openapi::OpenApiBuilder::new().components(Some(components)).build();
+    OpenApiRouter::with_openapi(doc).routes(routes!(events)).routes(routes!(ws))
 }
 
 /// Most queues one stream may filter on.
@@ -43,7 +47,16 @@ const MAX_QUEUES: usize = 100;
 pub struct StreamParams {
     /// Only jobs of these queues, comma-separated (default: every queue).
     pub queue: Option<String>,
+    /// Activity mode: instead of one event per step, one `jobs.activity` event (a
+    /// [`JobActivity`]) every `every_ms` milliseconds in which anything happened, counting
+    /// the steps per queue — what a dashboard's overview needs, at a fixed cost however
+    /// busy the queues are. From 100 to 60000.
+    #[param(minimum = 100, maximum = 60000)]
+    pub every_ms: Option<u64>,
 }
+
+/// Bounds of `every_ms`.
+const EVERY_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 /// One job event as the streams send it (`data` of an event named after the topic).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -69,16 +82,29 @@ pub struct JobEvent {
 }
 
 impl JobEvent {
-    /// The summary of a job's JSON as the facade publishes it, or `None` if it is not one.
-    fn of(job: &Value, at: &chrono::DateTime<chrono::Utc>) -> Option<JobEvent> {
-        let s = |k: &str| job.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| job.get(k).and_then(Value::as_u64).unwrap_or(0);
+    /// The summary of a job after a step at `at`.
+    fn of(job: &Job, at: &chrono::DateTime<chrono::Utc>) -> JobEvent {
+        JobEvent {
+            id: job.id.clone(),
+            queue: job.queue.clone(),
+            name: job.name.clone(),
+            status: job.status.as_str().to_string(),
+            attempts: job.attempts.into(),
+            max_attempts: job.max_attempts.into(),
+            error: shows_error(job.status.as_str()).then(|| job.errors.last().map(|e| e.error.clone())).flatten(),
+            at: stamp(at),
+        }
+    }
+
+    /// The summary of a job's JSON (an event relayed from another node), or `None` if it
+    /// is not one.
+    fn of_json(job: &serde_json::Value, at: &chrono::DateTime<chrono::Utc>) -> Option<JobEvent> {
+        let s = |k: &str| job.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+        let n = |k: &str| job.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
         let status = s("status")?;
-        let error = match status.as_str() {
-            "failed" | "dead" | "pending" => {
-                job.get("errors").and_then(Value::as_array).and_then(|e| e.last()).and_then(|e| e["error"].as_str())
-            }
-            _ => None,
+        let error = match shows_error(&status) {
+            true => job.get("errors").and_then(|e| e.as_array()?.last()?["error"].as_str()).map(str::to_string),
+            false => None,
         };
         Some(JobEvent {
             id: s("id")?,
@@ -87,10 +113,49 @@ impl JobEvent {
             status,
             attempts: n("attempts"),
             max_attempts: n("max_attempts"),
-            error: error.map(str::to_string),
-            at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            error,
+            at: stamp(at),
         })
     }
+
+    /// The summary of an event: from the `Job` it carries, or from its JSON when it was
+    /// relayed from another node; `None` if it is not about a job.
+    fn of_event(e: &Event) -> Option<JobEvent> {
+        match e.data.detail::<Job>() {
+            Some(job) => Some(JobEvent::of(job, &e.at)),
+            None => JobEvent::of_json(&e.data, &e.at),
+        }
+    }
+}
+
+/// The queue of a job event, from the `Job` it carries (no JSON built) or, for an event
+/// relayed from another node, from its JSON.
+fn queue_of(e: &Event) -> &str {
+    match e.data.detail::<Job>() {
+        Some(job) => &job.queue,
+        None => e.data["queue"].as_str().unwrap_or_default(),
+    }
+}
+
+/// The statuses after which a summary shows the last attempt's error (a `running` job's
+/// old error would be stale).
+fn shows_error(status: &str) -> bool {
+    matches!(status, "failed" | "dead" | "pending")
+}
+
+fn stamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `data` of a `jobs.activity` event (activity mode, `?every_ms=`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobActivity {
+    /// Per queue, the number of each step (`enqueued`, `started`, `completed`, `failed`,
+    /// `retrying`, `dead`, `cancelled`, `retried`) since the previous activity event.
+    pub queues: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Events this reader missed because it fell behind (the counts are then a lower
+    /// bound; re-read `GET /api/queues`).
+    pub skipped: u64,
 }
 
 /// One reader's view of the bus: job events of the queues it asked for.
@@ -98,6 +163,8 @@ struct JobFeed {
     rx: Subscription,
     /// Empty: every queue.
     queues: Vec<String>,
+    /// Activity mode: the interval, and the counts gathered since its last tick.
+    activity: Option<(tokio::time::Interval, JobActivity)>,
 }
 
 impl JobFeed {
@@ -117,27 +184,73 @@ impl JobFeed {
                 e => e.into(),
             })?;
         }
-        Ok(JobFeed { rx: s.events.subscribe(), queues })
+        let activity = match q.every_ms {
+            None => None,
+            Some(ms) if EVERY_MS.contains(&ms) => {
+                let period = std::time::Duration::from_millis(ms);
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Some((tick, JobActivity::default()))
+            }
+            Some(_) => return Err(ApiError::invalid_query("every_ms", "must be from 100 to 60000")),
+        };
+        Ok(JobFeed { rx: s.events.subscribe(), queues, activity })
+    }
+
+    /// True when this reader wants the events of `queue`.
+    fn wants(&self, queue: &str) -> bool {
+        self.queues.is_empty() || self.queues.iter().any(|q| q == queue)
     }
 
     /// The next event for this reader as `(topic, data as JSON text)`: a job step, or
-    /// `("resync", {"skipped": n})` after a lag; `None` when the bus is gone. The queue
-    /// filter reads the event without building anything; a kept event is serialised once.
-    /// Cancel-safe.
+    /// `("resync", {"skipped": n})` after a lag; in activity mode a `jobs.activity` per
+    /// interval with steps in it. `None` when the bus is gone. Cancel-safe (what was
+    /// counted stays in `self`).
     async fn next(&mut self) -> Option<(String, String)> {
+        if self.activity.is_some() {
+            return self.next_activity().await;
+        }
         loop {
             match self.rx.recv().await {
                 Ok(e) if e.topic.starts_with("job.") => {
-                    let queue = e.data.get("queue").and_then(Value::as_str).unwrap_or_default();
-                    if !self.queues.is_empty() && !self.queues.iter().any(|q| q == queue) {
+                    if !self.wants(queue_of(&e)) {
                         continue;
                     }
-                    let Some(ev) = JobEvent::of(&e.data, &e.at) else { continue };
+                    let Some(ev) = JobEvent::of_event(&e) else { continue };
                     return Some((e.topic.clone(), serde_json::to_string(&ev).unwrap_or_default()));
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => return Some(("resync".into(), format!("{{\"skipped\":{n}}}"))),
                 Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Activity mode: counts steps until a tick finds some, then sends them.
+    async fn next_activity(&mut self) -> Option<(String, String)> {
+        loop {
+            let (tick, counts) = self.activity.as_mut()?;
+            tokio::select! {
+                _ = tick.tick() => {
+                    if counts.queues.is_empty() && counts.skipped == 0 {
+                        continue;
+                    }
+                    let sent = std::mem::take(counts);
+                    return Some(("jobs.activity".into(), serde_json::to_string(&sent).unwrap_or_default()));
+                }
+                r = self.rx.recv() => match r {
+                    Ok(e) => {
+                        let Some(step) = e.topic.strip_prefix("job.") else { continue };
+                        let queue = queue_of(&e);
+                        if !self.wants(queue) {
+                            continue;
+                        }
+                        let (_, counts) = self.activity.as_mut()?;
+                        *counts.queues.entry(queue.to_string()).or_default().entry(step.to_string()).or_default() += 1;
+                    }
+                    Err(RecvError::Lagged(n)) => counts.skipped += n,
+                    Err(RecvError::Closed) => return None,
+                },
             }
         }
     }
@@ -156,10 +269,12 @@ impl stream::Source for JobFeed {
 /// `job.completed`, `job.failed`, `job.retrying`, `job.dead`, `job.cancelled`,
 /// `job.retried`) with `data: <JobEvent JSON>`, or `event: resync` with
 /// `data: {"skipped": n}` when this reader fell behind (re-read what it shows). `?queue=a,b`
-/// keeps only those queues. Ends at server shutdown. Browsers pass a stream ticket as
+/// keeps only those queues. With `?every_ms=n` (activity mode) the stream instead sends
+/// one `event: jobs.activity` with `data: <JobActivity JSON>` (the steps per queue) every
+/// n ms in which anything happened. Ends at server shutdown. Browsers pass a stream ticket as
 /// `?ticket=` (`POST /api/auth/stream-ticket`).
 #[utoipa::path(get, path = "/api/jobs/events", tag = "jobs", params(StreamParams),
-    responses((status = 200, description = "An event stream of JobEvent objects", content_type = "text/event-stream", body = JobEvent),
+    responses((status = 200, description = "An event stream of JobEvent objects (JobActivity objects in activity mode)", content_type = "text/event-stream", body = JobEvent),
         (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 async fn events(
     State(s): State<AppState>,
@@ -175,7 +290,8 @@ async fn events(
 }
 
 /// The same events over a WebSocket: JSON text frames `{"event": <topic>, "data":
-/// <JobEvent>}` (and `{"event": "resync", "data": {"skipped": n}}`). `?queue=a,b` keeps
+/// <JobEvent>}` (and `{"event": "resync", "data": {"skipped": n}}`), or in activity mode
+/// (`?every_ms=n`) `{"event": "jobs.activity", "data": <JobActivity>}`. `?queue=a,b` keeps
 /// only those queues; the server ignores what the client sends.
 #[utoipa::path(get, path = "/ws/jobs", tag = "jobs", params(StreamParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = crate::error::ErrorBody),
@@ -200,13 +316,13 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap().to_utc();
         let job = serde_json::json!({"id": "j1", "queue": "q", "name": "n", "status": "dead", "attempts": 3, "max_attempts": 3,
             "payload": {"big": "x"}, "errors": [{"error": "first"}, {"error": "last"}]});
-        let e = JobEvent::of(&job, &at).expect("a job");
+        let e = JobEvent::of_json(&job, &at).expect("a job");
         assert_eq!(e.error.as_deref(), Some("last"));
         assert_eq!((e.attempts, e.max_attempts, e.at.as_str()), (3, 3, "2026-03-01T12:00:00.000Z"));
         let v = serde_json::to_value(&e).unwrap();
         assert!(v.get("payload").is_none(), "{v}");
         let running = serde_json::json!({"id": "j1", "queue": "q", "name": "n", "status": "running", "errors": [{"error": "old"}]});
-        assert_eq!(JobEvent::of(&running, &at).unwrap().error, None, "a running job shows no stale error");
-        assert!(JobEvent::of(&serde_json::json!({"queue": "q"}), &at).is_none(), "not a job");
+        assert_eq!(JobEvent::of_json(&running, &at).unwrap().error, None, "a running job shows no stale error");
+        assert!(JobEvent::of_json(&serde_json::json!({"queue": "q"}), &at).is_none(), "not a job");
     }
 }

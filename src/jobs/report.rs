@@ -50,11 +50,13 @@ impl JobQueue {
         self.shared.clock.now()
     }
 
-    /// Emits `topic` with the job's JSON, skipping the serialisation when nobody listens.
+    /// Emits `topic` with the job, when anybody listens. The event carries the `Job`
+    /// itself: its JSON is built only if a subscriber reads it (webhooks, plugins), not
+    /// for the job event stream, which reads the `Job` (see `events::EventData`).
     pub(super) fn emit(&self, topic: &str, job: &Job) {
         let events = &self.shared.events;
         if events.subscriber_count() > 0 {
-            events.emit(topic, &job.id, None, serde_json::to_value(job).unwrap_or_default());
+            events.emit(topic, &job.id, None, crate::events::EventData::of(job.clone()));
         }
     }
 

@@ -160,6 +160,19 @@ pub fn start(parts: Parts<'_>) {
         .supervise("webhooks.dispatch", move || dispatch(rx.clone(), subs.clone(), jobs.clone(), store.clone(), shutdown.clone()));
 }
 
+/// True for the events of hearth's own jobs (`hearth.*`, e.g. webhook deliveries), which
+/// are never delivered. Reads the `Job` the event carries, so no JSON is built for them.
+fn is_internal_job(event: &crate::events::Event) -> bool {
+    if !event.topic.starts_with("job.") {
+        return false;
+    }
+    let name = match event.data.detail::<crate::jobs::Job>() {
+        Some(job) => Some(job.name.as_str()),
+        None => event.data["name"].as_str(),
+    };
+    name.is_some_and(|n| n.starts_with("hearth."))
+}
+
 /// Enqueues one delivery per subscription matching each bus event, until shutdown.
 async fn dispatch(
     rx: Arc<tokio::sync::Mutex<Subscription>>,
@@ -186,13 +199,13 @@ async fn dispatch(
             // Another node published it, and delivers it (once per event cluster-wide).
             continue;
         }
-        if event.topic.starts_with("job.") && event.data["name"].as_str().is_some_and(|n| n.starts_with("hearth.")) {
+        if is_internal_job(&event) {
             continue;
         }
         for (i, sub) in subs.iter().enumerate() {
             if sub.events.iter().any(|p| topic_matches(p, &event.topic)) {
                 let id = uuid::Uuid::now_v7().to_string();
-                let body = envelope(&id, &event.topic, event.data.clone());
+                let body = envelope(&id, &event.topic, event.data.json().clone());
                 let delivery = Delivery { url: sub.url.clone(), event: event.topic.clone(), subscription: Some(i), body };
                 if let Err(e) = deliver::enqueue(&jobs, &store, id, delivery, None).await {
                     tracing::error!(error = %e, url = %sub.url, "cannot enqueue webhook delivery");

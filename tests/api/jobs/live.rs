@@ -118,6 +118,36 @@ async fn server_sent_events_carry_the_same_steps() {
 }
 
 #[tokio::test]
+async fn activity_mode_sends_counts_per_queue_not_one_frame_per_job() {
+    let s = keyed().await;
+    let t = ticket(&s, READER).await;
+    let (mut ws, _) = connect_async(s.ws_url(&format!("/ws/jobs?queue=busy&every_ms=200&ticket={t}"))).await.expect("open");
+    make_dead(&s, "busy").await;
+    let jobs: Vec<Value> = (0..50).map(|i| json!({"name": "n", "queue": "busy", "payload": {"i": i}})).collect();
+    let (st, b) = call(&s, "POST", "/api/jobs/batch", Some(Value::Array(jobs)), Some(ADMIN)).await;
+    assert_eq!(st, 201, "{b}");
+    enqueue(&s, json!({"name": "n", "queue": "quiet"})).await;
+    // 50 + 1 enqueued, 1 started, 1 failed, 1 dead in "busy", in a few summaries at most.
+    let mut totals = std::collections::BTreeMap::<String, u64>::new();
+    let mut frames = 0;
+    while totals.get("enqueued") != Some(&51) || totals.get("dead") != Some(&1) {
+        let (event, data) = next_frame(&mut ws).await;
+        assert_eq!(event, "jobs.activity", "{data}");
+        let queues = data["queues"].as_object().unwrap();
+        assert_eq!(queues.keys().collect::<Vec<_>>(), ["busy"], "only the queue asked for: {data}");
+        for (step, n) in queues["busy"].as_object().unwrap() {
+            *totals.entry(step.clone()).or_default() += n.as_u64().unwrap();
+        }
+        frames += 1;
+        assert!(frames <= 10, "summaries, not one frame per step: {totals:?}");
+    }
+    assert_eq!((totals["started"], totals["failed"]), (1, 1), "{totals:?}");
+    assert_eq!(totals.len(), 4, "no other steps: {totals:?}");
+    // Nothing moves: no frame (the reader is not woken every tick).
+    assert!(tokio::time::timeout(Duration::from_millis(700), ws.next()).await.is_err(), "an idle stream stays quiet");
+}
+
+#[tokio::test]
 async fn user_tokens_never_open_the_job_streams_and_bad_filters_are_400() {
     let s = keyed().await;
     let (_, t) = call(&s, "POST", "/api/auth/tokens", Some(json!({"user_id": "alice"})), Some(ADMIN)).await;
@@ -130,6 +160,11 @@ async fn user_tokens_never_open_the_job_streams_and_bad_filters_are_400() {
     let (st, b) = call(&s, "GET", "/api/jobs/events?queue=bad%20queue!", None, Some(ADMIN)).await;
     assert_eq!(assert_error(st, &b, 400), "invalid_query");
     assert_eq!(b["error"]["field"], "queue", "{b}");
+    for bad in ["0", "99", "60001", "soon"] {
+        let (st, b) = call(&s, "GET", &format!("/api/jobs/events?every_ms={bad}"), None, Some(ADMIN)).await;
+        assert_eq!(assert_error(st, &b, 400), "invalid_query", "every_ms={bad}: {b}");
+        assert_eq!(b["error"]["field"], "every_ms", "{b}");
+    }
     let (st, b) = call(&s, "GET", "/ws/jobs?ticket=htk1.forged.x", None, None).await;
     assert_eq!(assert_error(st, &b, 401), "unauthorized");
     let (st, b) = call(&s, "POST", "/api/auth/stream-ticket", None, None).await;
