@@ -93,6 +93,16 @@ try {
     await shot('1-overview');
   });
 
+  await step('the overview follows the job activity summaries live', async () => {
+    const { job_id: id } = await api('POST', '/api/jobs', { name: 'ov-test', queue: 'ov', payload: {} });
+    await page.locator('#m-waiting .v:has-text("1")').waitFor(WAIT);
+    const claimed = await api('POST', '/api/jobs/claim', { queues: ['ov'], names: ['ov-test'], worker_id: 'ui-worker', max: 1 });
+    if (!claimed.length || claimed[0].id !== id) throw new Error('claimed ' + JSON.stringify(claimed));
+    await api('POST', `/api/jobs/${id}/complete`, { worker_id: 'ui-worker', result: null });
+    await page.locator('#m-now .v:has-text("1")').waitFor(WAIT);
+    await page.locator('#m-waiting .v:has-text("0")').waitFor(WAIT);
+  });
+
   await step('a job enqueued over the API appears on the queues page without a reload', async () => {
     await go('#/queues?queue=ui');
     await liveOn();
