@@ -95,12 +95,18 @@ async fn redis_in_process(n: usize, workers: usize) {
     waiter.as_mut().enable();
     let bg = Background::default();
     let (cpu0, stats0) = redis_load(&redis).await;
+    let own0 = own_cpu();
     let t = Instant::now();
     q.start(&bg);
     tokio::time::timeout(Duration::from_secs(300), waiter).await.expect("all jobs complete");
     let run = t.elapsed();
     let (cpu1, stats1) = redis_load(&redis).await;
-    println!("  redis-server CPU while processing: {:.0} % of one core", (cpu1 - cpu0) / run.as_secs_f64() * 100.0);
+    println!(
+        "  CPU while processing: redis-server {:.0} % of one core, hearth {:.0} % ({:.0} µs per job)",
+        (cpu1 - cpu0) / run.as_secs_f64() * 100.0,
+        (own_cpu() - own0) / run.as_secs_f64() * 100.0,
+        (own_cpu() - own0) / n as f64 * 1e6
+    );
     for (cmd, (calls, usec)) in &stats1 {
         let (c0, u0) = stats0.get(cmd).copied().unwrap_or_default();
         if calls > &c0 {
@@ -120,6 +126,16 @@ async fn redis_in_process(n: usize, workers: usize) {
     bg.shutdown.cancel();
     bg.tasks.close();
     bg.tasks.wait().await;
+}
+
+/// This process's CPU seconds so far (user + system, from `/proc/self/stat`).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let ticks = 100.0; // USER_HZ on Linux
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks
 }
 
 /// redis-server's CPU seconds so far, and per command its calls and total µs
@@ -271,10 +287,12 @@ async fn watch(base: &str, w: Watch) -> Option<(tokio::sync::oneshot::Sender<()>
 }
 
 async fn http(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>) {
-    http_watched(n, workers, batch_complete, redis, Watch::Nobody).await
+    http_watched(n, workers, batch_complete, redis, Watch::Nobody).await;
 }
 
-async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>, w: Watch) {
+/// Runs the HTTP worker protocol with `w` watching; prints and returns the jobs/s and the
+/// CPU time of this process (server, workers and watcher) per job.
+async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Option<&RedisServer>, w: Watch) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = hearth::Config::default();
     config.server.data_dir = dir.path().to_path_buf();
@@ -302,6 +320,7 @@ async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Opt
     }
     let done = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
+    let cpu0 = own_cpu();
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (client, base, done) = (client.clone(), base.clone(), done.clone());
@@ -351,6 +370,7 @@ async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Opt
         t.await.unwrap();
     }
     let el = start.elapsed();
+    let cpu_per_job = (own_cpu() - cpu0) / n as f64 * 1e6;
     let frames = match watcher {
         Some((stop, task)) => {
             let _ = stop.send(());
@@ -361,7 +381,7 @@ async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Opt
     let _ = stop.send(());
     let _ = server.await;
     println!(
-        "HTTP worker protocol{}{}: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s)",
+        "HTTP worker protocol{}{}: {} jobs, {workers} workers claiming max=100, {}: {:.0} jobs/s ({:.2} s, {cpu_per_job:.0} µs CPU per job, server and clients)",
         if redis.is_some() { " on the redis broker" } else { "" },
         match w {
             Watch::Nobody => String::new(),
@@ -373,6 +393,7 @@ async fn http_watched(n: usize, workers: usize, batch_complete: bool, redis: Opt
         done.load(Ordering::Relaxed) as f64 / el.as_secs_f64(),
         el.as_secs_f64()
     );
+    (done.load(Ordering::Relaxed) as f64 / el.as_secs_f64(), cpu_per_job)
 }
 
 fn main() {
@@ -394,9 +415,27 @@ fn main() {
             http(50_000, 4, true, None).await;
         }
         if run("watched") {
-            // The dashboard's cost: the same run with nobody, the overview, a queue page watching.
-            for w in [Watch::Nobody, Watch::Activity, Watch::EveryStep, Watch::Nobody, Watch::Activity, Watch::EveryStep] {
-                http_watched(20_000, 4, false, None, w).await;
+            // The dashboard's cost: the same run with nobody, the overview, a queue page
+            // watching, interleaved, five rounds; the medians are compared.
+            let watchers = [Watch::Nobody, Watch::Activity, Watch::EveryStep];
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); watchers.len()];
+            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); watchers.len()];
+            for _ in 0..5 {
+                for (i, w) in watchers.iter().enumerate() {
+                    let (r, c) = http_watched(30_000, 4, false, None, *w).await;
+                    rates[i].push(r);
+                    cpu[i].push(c);
+                }
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (base, base_cpu) = (median(&mut rates[0]), median(&mut cpu[0]));
+            let names = ["nobody watching", "the overview (activity mode)", "a queue page (every step)"];
+            for ((name, r), c) in names.iter().zip(&mut rates).zip(&mut cpu) {
+                let (m, mc) = (median(r), median(c));
+                println!("median with {name}: {m:.0} jobs/s ({:.2}x), {mc:.0} µs CPU per job ({:.2}x)", m / base, mc / base_cpu);
             }
         }
         if run("redis") {

@@ -163,8 +163,8 @@ struct JobFeed {
     rx: Subscription,
     /// Empty: every queue.
     queues: Vec<String>,
-    /// Activity mode: the interval, and the counts gathered since its last tick.
-    activity: Option<(tokio::time::Interval, JobActivity)>,
+    /// Activity mode.
+    activity: Option<Activity>,
 }
 
 impl JobFeed {
@@ -187,10 +187,11 @@ impl JobFeed {
         let activity = match q.every_ms {
             None => None,
             Some(ms) if EVERY_MS.contains(&ms) => {
-                let period = std::time::Duration::from_millis(ms);
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                Some((tick, JobActivity::default()))
+                let every = std::time::Duration::from_millis(ms);
+                let now = tokio::time::Instant::now();
+                let mut drain = tokio::time::interval_at(now + DRAIN.min(every), DRAIN.min(every));
+                drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Some(Activity { drain, every, due: now + every, counts: JobActivity::default() })
             }
             Some(_) => return Err(ApiError::invalid_query("every_ms", "must be from 100 to 60000")),
         };
@@ -226,31 +227,63 @@ impl JobFeed {
         }
     }
 
-    /// Activity mode: counts steps until a tick finds some, then sends them.
+    /// Activity mode: every [`DRAIN`] takes the events waiting without being woken by
+    /// each one (a busy queue publishes tens of thousands a second), counts them, and once
+    /// the interval is over sends the counts, if any.
     async fn next_activity(&mut self) -> Option<(String, String)> {
         loop {
-            let (tick, counts) = self.activity.as_mut()?;
-            tokio::select! {
-                _ = tick.tick() => {
-                    if counts.queues.is_empty() && counts.skipped == 0 {
-                        continue;
-                    }
-                    let sent = std::mem::take(counts);
-                    return Some(("jobs.activity".into(), serde_json::to_string(&sent).unwrap_or_default()));
-                }
-                r = self.rx.recv() => match r {
-                    Ok(e) => {
+            let a = self.activity.as_mut()?;
+            a.drain.tick().await;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(Some(e)) => {
                         let Some(step) = e.topic.strip_prefix("job.") else { continue };
                         let queue = queue_of(&e);
-                        if !self.wants(queue) {
-                            continue;
+                        if self.queues.is_empty() || self.queues.iter().any(|q| q == queue) {
+                            a.counts.add(queue, step);
                         }
-                        let (_, counts) = self.activity.as_mut()?;
-                        *counts.queues.entry(queue.to_string()).or_default().entry(step.to_string()).or_default() += 1;
                     }
-                    Err(RecvError::Lagged(n)) => counts.skipped += n,
+                    Ok(None) => break,
+                    Err(RecvError::Lagged(n)) => a.counts.skipped += n,
                     Err(RecvError::Closed) => return None,
-                },
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= a.due {
+                a.due = now + a.every;
+                if !a.counts.queues.is_empty() || a.counts.skipped > 0 {
+                    let sent = std::mem::take(&mut a.counts);
+                    return Some(("jobs.activity".into(), serde_json::to_string(&sent).unwrap_or_default()));
+                }
+            }
+        }
+    }
+}
+
+/// How often activity mode takes the waiting events: often enough that the bus never
+/// overflows for it (its capacity is thousands of events), rarely enough to cost nothing.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The state of activity mode.
+struct Activity {
+    drain: tokio::time::Interval,
+    every: std::time::Duration,
+    /// When the counts are next sent.
+    due: tokio::time::Instant,
+    counts: JobActivity,
+}
+
+impl JobActivity {
+    /// Counts one `step` of a job of `queue` (allocating only for a new queue or step).
+    fn add(&mut self, queue: &str, step: &str) {
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_string(), BTreeMap::new());
+        }
+        let steps = self.queues.get_mut(queue).expect("inserted");
+        match steps.get_mut(step) {
+            Some(n) => *n += 1,
+            None => {
+                steps.insert(step.to_string(), 1);
             }
         }
     }

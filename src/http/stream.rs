@@ -1,6 +1,7 @@
 //! What every live stream shares, so that each module only says what it sends:
 //!
-//! - [`pump`] serves a WebSocket from a [`Source`]: it sends the source's frames, hands
+//! - [`pump`] serves a WebSocket from a [`Source`]: it sends the source's frames (those
+//!   ready together with one flush), hands
 //!   the client's text frames to the source, pings every [`PING_EVERY`], drops a client
 //!   that does not take a frame within [`SEND_TIMEOUT`], and closes with 1001 at shutdown.
 //! - [`sse`] serves server-sent events from a step function, with keep-alive comments,
@@ -90,13 +91,31 @@ pub async fn pump(mut socket: WebSocket, shutdown: CancellationToken, mut source
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(out)) => {
+            sent = tokio::time::timeout(SEND_TIMEOUT, send_burst(&mut socket, &mut source, out)) => {
                 if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
         }
     }
+}
+
+/// Most frames written before one flush.
+const BURST: usize = 64;
+
+/// Sends `first` and the frames the source has ready right now (up to [`BURST`]) with one
+/// flush, so that a busy stream costs one write per burst instead of one per frame.
+async fn send_burst(socket: &mut WebSocket, source: &mut impl Source, first: Message) -> Result<(), axum::Error> {
+    use futures::{FutureExt, SinkExt};
+    socket.feed(first).await?;
+    for _ in 1..BURST {
+        // `next` is cancel-safe: a frame not ready now stays in the source.
+        match source.next().now_or_never() {
+            Some(Some(m)) => socket.feed(m).await?,
+            _ => break,
+        }
+    }
+    socket.flush().await
 }
 
 /// A server-sent-event response: `step` turns its state into the next event and the state

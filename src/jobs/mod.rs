@@ -30,6 +30,7 @@
 
 pub mod broker;
 pub mod bulk;
+mod claimer;
 pub mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

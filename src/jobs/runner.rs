@@ -1,6 +1,7 @@
 //! In-process worker pools: `count` tasks per pool of `job_queue.workers`, each claiming
-//! one job at a time from the pool's queues (only names with a registered handler),
-//! sleeping on the pool's `Notify` when nothing is ready.
+//! one job at a time from the pool's queues (only names with a registered handler) —
+//! through the pool's claimer, which claims for all waiting workers in one broker call
+//! (`claimer.rs`) — sleeping on the pool's `Notify` when nothing is ready.
 //!
 //! A run is raced against the job's timeout; at the timeout the handler's future is
 //! dropped (forced cancellation) and the attempt fails. The end of the run is handed to
@@ -18,7 +19,8 @@
 //! `hearth_jobs_panics_total`.
 
 use super::JobQueue;
-use super::broker::{Holder, Names, RunEnd, RunOutcome};
+use super::broker::{RunEnd, RunOutcome};
+use super::claimer;
 use super::context::JobContext;
 use super::metrics;
 use super::model::Job;
@@ -43,9 +45,12 @@ pub(super) fn start(q: &JobQueue, bg: &Background) {
     let now = q.now();
     for (i, pool) in q.shared.pools.iter().enumerate() {
         pool.activity.lock().started(now);
+        let claims = claimer::Claims::new(pool.count);
+        let (claimer_q, claims_rx) = (q.clone(), claims.rx.clone());
+        bg.supervise("jobs.claimer", move || claimer::run(claimer_q.clone(), i, claims_rx.clone()));
         for _ in 0..pool.count {
-            let (q, shutdown, ends) = (q.clone(), bg.shutdown.clone(), ends.clone());
-            bg.supervise("jobs.worker", move || worker(q.clone(), i, shutdown.clone(), ends.clone()));
+            let (q, shutdown, ends, claims) = (q.clone(), bg.shutdown.clone(), ends.clone(), claims.tx.clone());
+            bg.supervise("jobs.worker", move || worker(q.clone(), i, shutdown.clone(), ends.clone(), claims.clone()));
         }
     }
 }
@@ -116,7 +121,7 @@ async fn poison(q: &JobQueue, end: RunEnd, panic: &str) {
     }
 }
 
-async fn worker(q: JobQueue, pool: usize, shutdown: CancellationToken, ends: mpsc::Sender<RunEnd>) {
+async fn worker(q: JobQueue, pool: usize, shutdown: CancellationToken, ends: mpsc::Sender<RunEnd>, claims: mpsc::Sender<claimer::Request>) {
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -125,13 +130,9 @@ async fn worker(q: JobQueue, pool: usize, shutdown: CancellationToken, ends: mps
         let notified = p.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let handled = q.shared.handlers.read().names.clone();
-        let claimed = q.claim_with(&p.queues, Names::Only(&handled), Holder::InProcess, 1).await;
-        let job = match claimed {
-            Ok(c) => {
-                p.activity.lock().claimed(q.now(), !c.jobs.is_empty(), c.more);
-                c.jobs.into_iter().next()
-            }
+        // Never abandoned once asked: the claimer may already hold a job for this worker.
+        let job = match claimer::claim_one(&claims).await {
+            Ok(job) => job,
             Err(e) => {
                 tracing::warn!(error = %e, "in-process claim failed; retrying in a second");
                 tokio::select! {
