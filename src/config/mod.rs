@@ -255,6 +255,13 @@ mod tests {
     }
 
     #[test]
+    fn the_claim_long_poll_may_be_shortened_but_not_lengthened() {
+        assert_eq!(Config::from_yaml("job_queue: {max_claim_wait_ms: 500}").unwrap().job_queue.max_claim_wait_ms, 500);
+        let err = Config::from_yaml("job_queue: {max_claim_wait_ms: 30001}").unwrap_err().to_string();
+        assert!(err.contains("job_queue.max_claim_wait_ms") && err.contains("30000"), "{err}");
+    }
+
+    #[test]
     fn backends_are_selected_by_name_and_unknown_names_are_refused() {
         let c = Config::from_yaml("progress: {store: embedded}\ncache: {l2: {backend: embedded}}\n").unwrap();
         assert_eq!(c.progress.store, crate::progress::config::ProgressStoreKind::Embedded);

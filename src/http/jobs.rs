@@ -37,7 +37,7 @@ const QUEUE: &str = "^[A-Za-z0-9_.:-]+$";
 
 /// States in the OpenAPI document the rules `jobs::validate` enforces on the job queue's
 /// request types (which live in `jobs/`, beside that validation).
-pub(super) fn refine(doc: &mut serde_json::Value) {
+pub(super) fn refine(doc: &mut serde_json::Value, config: &crate::Config) {
     use crate::jobs::limits::{MAX_BACKOFF_MS, MAX_HORIZON_SECONDS, MAX_TIMEOUT_SECONDS, MAX_UNIQUE_FOR_SECONDS};
     use serde_json::json;
     let r = super::openapi::refine;
@@ -72,7 +72,7 @@ pub(super) fn refine(doc: &mut serde_json::Value) {
     r(doc, &format!("{c}/worker_id"), name.clone());
     r(doc, &format!("{c}/max"), json!({"minimum": 1, "maximum": crate::jobs::validate::MAX_CLAIM}));
     r(doc, &format!("{c}/lease_seconds"), json!({"minimum": 1, "maximum": 86400}));
-    r(doc, &format!("{c}/wait_ms"), json!({"maximum": 30000}));
+    r(doc, &format!("{c}/wait_ms"), json!({"maximum": config.job_queue.max_claim_wait_ms}));
     r(
         doc,
         "/components/schemas/ScheduleRequest/properties/name",

@@ -155,7 +155,7 @@ fn refine(doc: &mut serde_json::Value, app: &App) {
         cache::refine(doc, config);
     }
     if config.modules.job_queue.enabled {
-        jobs::refine(doc);
+        jobs::refine(doc, config);
     }
     if config.modules.search.enabled {
         search::refine(doc, config);

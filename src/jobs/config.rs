@@ -24,6 +24,10 @@ pub struct JobQueueConfig {
     /// Seconds an in-process worker pool may make no progress while jobs it can run are
     /// ready before `/readyz` reports the job queue `degraded` (default 120).
     pub stall_seconds: u64,
+    /// Longest long-poll of a claim (`wait_ms`) the server accepts, in milliseconds (0 to
+    /// 30000, default 30000); lower it when a proxy in front of hearth cuts idle requests
+    /// sooner.
+    pub max_claim_wait_ms: u64,
 }
 
 impl Default for JobQueueConfig {
@@ -38,6 +42,7 @@ impl Default for JobQueueConfig {
             retention: JobRetention::default(),
             max_payload_bytes: 1024 * 1024,
             stall_seconds: 120,
+            max_claim_wait_ms: super::validate::MAX_CLAIM_WAIT_MS,
         }
     }
 }
@@ -137,6 +142,10 @@ impl JobQueueConfig {
                 "job_queue.broker.type",
                 format!("unknown broker '{}': use 'embedded' or 'redis'", self.broker.kind),
             ));
+        }
+        if self.max_claim_wait_ms > super::validate::MAX_CLAIM_WAIT_MS {
+            let why = format!("must be at most {} ms", super::validate::MAX_CLAIM_WAIT_MS);
+            return Err(ConfigError::invalid("job_queue.max_claim_wait_ms", &why));
         }
         for (name, pool) in &self.workers {
             if pool.queues.is_empty() {

@@ -220,8 +220,12 @@ pub fn no_cycles(jobs: &[&Job]) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Checks a claim request; returns `(max, lease_ms, wait_ms)`.
-pub fn claim(req: &ClaimRequest) -> Result<(usize, i64, u64), JobError> {
+/// Longest claim long-poll, and the default of `job_queue.max_claim_wait_ms`.
+pub const MAX_CLAIM_WAIT_MS: u64 = 30_000;
+
+/// Checks a claim request whose long-poll may last `max_wait_ms`; returns `(max,
+/// lease_ms, wait_ms)`.
+pub fn claim(req: &ClaimRequest, max_wait_ms: u64) -> Result<(usize, i64, u64), JobError> {
     check_name("worker_id", &req.worker_id)?;
     if req.queues.is_empty() {
         return Err(JobError::invalid("queues", "must list at least one queue"));
@@ -236,8 +240,8 @@ pub fn claim(req: &ClaimRequest) -> Result<(usize, i64, u64), JobError> {
     let lease = req.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS);
     check_lease(lease)?;
     let wait = req.wait_ms.unwrap_or(0);
-    if wait > 30_000 {
-        return Err(JobError::invalid("wait_ms", "must be at most 30000"));
+    if wait > max_wait_ms {
+        return Err(JobError::invalid("wait_ms", format!("must be at most {max_wait_ms}")));
     }
     Ok((max, lease as i64 * 1000, wait))
 }

@@ -12,7 +12,7 @@ impl JobQueue {
     /// waits for an enqueue instead of answering empty. An external worker never gets
     /// hearth's own jobs: listing a reserved name is refused ([`super::reserved`]).
     pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<Job>, JobError> {
-        let (max, lease_ms, wait) = validate::claim(&req)?;
+        let (max, lease_ms, wait) = validate::claim(&req, self.shared.config.max_claim_wait_ms)?;
         for (i, n) in req.names.iter().flatten().enumerate() {
             super::reserved::refuse(&format!("names[{i}]"), n)?;
         }

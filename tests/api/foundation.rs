@@ -350,6 +350,8 @@ async fn schemathesis_finds_the_server_true_to_its_openapi_document() {
     let s = TestServer::start_with(|c| {
         with_keys(c);
         c.notification.channels.email.enabled = false;
+        // Claims long-poll up to this (the schema says so): generated claims do not idle.
+        c.job_queue.max_claim_wait_ms = 100;
     })
     .await;
     let url = s.url("/openapi.json");
@@ -360,10 +362,10 @@ async fn schemathesis_finds_the_server_true_to_its_openapi_document() {
         .arg("--config-file")
         .arg(&settings)
         .args(["run", &url, "--max-examples", &examples, "--seed", "18", "--workers", "1", "--no-color"])
-        // A claim may long-poll up to 30 s (`wait_ms`).
         .args(["--generation-database", "none", "--request-timeout", "40", "--header", &auth])
-        // The job event stream never ends on a valid request (`tests/api/jobs/live.rs`).
-        .args(["--exclude-path", "/api/jobs/events"])
+        // The event streams never end on a valid request (`tests/api/jobs/live.rs`,
+        // `tests/api/progress/`): each would hold a worker for the whole request timeout.
+        .args(["--exclude-path", "/api/jobs/events", "--exclude-path", "/api/progress/{id}/events"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
         .await

@@ -141,6 +141,25 @@ async fn a_long_poll_claim_is_woken_by_the_enqueue() {
 }
 
 #[tokio::test]
+async fn a_claim_may_long_poll_as_long_as_the_server_allows_and_the_schema_says() {
+    let s = crate::common::TestServer::start_with(|c| {
+        c.modules.search.enabled = false;
+        c.job_queue.max_claim_wait_ms = 250;
+    })
+    .await;
+    let (st, spec) = s.get("/openapi.json").await;
+    assert_eq!(st, 200);
+    assert_eq!(spec["components"]["schemas"]["ClaimRequest"]["properties"]["wait_ms"]["maximum"], 250);
+    let (st, e) = s.post("/api/jobs/claim", json!({"worker_id": "w", "queues": ["default"], "wait_ms": 251})).await;
+    assert_eq!(assert_error(st, &e, 400), "invalid_field");
+    assert_eq!(e["error"]["field"], "wait_ms", "{e}");
+    let t0 = Instant::now();
+    let (st, jobs) = s.post("/api/jobs/claim", json!({"worker_id": "w", "queues": ["default"], "wait_ms": 250})).await;
+    assert_eq!((st, jobs), (200, json!([])), "nothing ready: an empty answer after the wait");
+    assert!(t0.elapsed() >= Duration::from_millis(250), "it waited: {:?}", t0.elapsed());
+}
+
+#[tokio::test]
 async fn in_process_handlers_and_external_workers_share_queues() {
     let s = crate::common::TestServer::start_with(|c| c.modules.search.enabled = false).await;
     s.app.jobs.handler("local.echo", |_ctx, p| async move { Ok(p) });
