@@ -134,6 +134,32 @@ async fn ws_worker_credit_bounds_the_jobs_out_and_acks_free_it() {
 }
 
 #[tokio::test]
+async fn ws_worker_ends_sent_together_share_a_durable_commit() {
+    let s = server(false).await;
+    let ids = enqueue(&s, "group", 200, json!({})).await;
+    let mut ws = open(&s.ws_url(""), None).await;
+    subscribe(&mut ws, "group", 200, json!({})).await;
+    for _ in 0..200 {
+        assert_eq!(next(&mut ws).await["op"], "job");
+    }
+    let commits = || s.app.store.writer_stats().commits.load(std::sync::atomic::Ordering::Relaxed);
+    let before = commits();
+    // One frame per job, sent back to back.
+    for id in &ids {
+        ws.feed(Message::Text(json!({"op": "complete", "id": id}).to_string().into())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut acked = HashSet::new();
+    while acked.len() < ids.len() {
+        let f = next(&mut ws).await;
+        assert_eq!((f["op"].as_str(), f["status"].as_str()), (Some("ack"), Some("completed")), "{f}");
+        acked.insert(f["id"].as_str().unwrap().to_string());
+    }
+    let used = commits() - before;
+    assert!(used <= 20, "200 ends took {used} commits: they should share a few");
+}
+
+#[tokio::test]
 async fn ws_worker_jobs_are_pushed_as_they_are_enqueued() {
     let s = server(false).await;
     let mut ws = open(&s.ws_url(""), None).await;
