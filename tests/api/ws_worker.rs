@@ -60,6 +60,17 @@ async fn next(ws: &mut Ws) -> Value {
     next_within(ws, Duration::from_secs(10)).await.expect("a frame within 10 s")
 }
 
+/// The close frame the server ends with (other frames before it are skipped), within 10 s.
+async fn closed(ws: &mut Ws) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed within 10 s") {
+            Some(Ok(Message::Close(c))) => return c.expect("a close frame"),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 /// Subscribes and returns the `subscribed` frame.
 async fn subscribe(ws: &mut Ws, queue: &str, credit: u64, extra: Value) -> Value {
     let mut sub = json!({"op": "subscribe", "queues": [queue], "credit": credit});
@@ -355,13 +366,7 @@ async fn ws_worker_bad_frames_get_errors_naming_the_field_and_a_flood_closes() {
     for _ in 0..100 {
         ws.send(Message::Text("nope".into())).await.unwrap();
     }
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed within 10 s") {
-            Some(Ok(Message::Close(c))) => break c.expect("a close frame"),
-            Some(Ok(_)) => {}
-            other => panic!("{other:?}"),
-        }
-    };
+    let close = closed(&mut ws).await;
     assert_eq!(close.code, CloseCode::Policy);
     assert!(close.reason.contains("bad frames"), "{}", close.reason);
 }
@@ -399,4 +404,21 @@ async fn ws_worker_an_ack_survives_sigkill() {
         let j: Value = r.json().await.unwrap();
         assert_eq!((j["status"].as_str(), j["result"].as_str()), (Some("completed"), Some("done")), "acknowledged, so durable: {j}");
     }
+}
+
+#[tokio::test]
+async fn ws_worker_a_frame_over_the_body_limit_closes_with_1009() {
+    let s = TestServer::start_with(|c| {
+        c.server.body_limit = 4096;
+        c.job_queue.workers.clear();
+        c.modules.search.enabled = false;
+    })
+    .await;
+    let mut ws = open(&s.ws_url(""), None).await;
+    subscribe(&mut ws, "big", 1, json!({})).await;
+    let big = json!({"op": "progress", "id": "x", "percent": 1, "stage": "s".repeat(5000)});
+    ws.send(Message::Text(big.to_string().into())).await.unwrap();
+    let close = closed(&mut ws).await;
+    assert_eq!(close.code, CloseCode::Size);
+    assert!(close.reason.contains("4096"), "{}", close.reason);
 }
