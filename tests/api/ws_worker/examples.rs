@@ -1,9 +1,10 @@
 //! The worker examples a user copies (`examples/python_worker.py` with `websockets`,
 //! `examples/node_worker.mjs` with `ws`), run as written against a real `hearth serve`
-//! with an API key: each completes the jobs it is given, with its handler's result.
+//! with an API key: each, started before the server, connects once it is up and completes
+//! the jobs it is given, with its handler's result.
 //! `.ci/run` installs both packages (pip; npm under `.ci/node`).
 
-use crate::common::{Child, repo_path};
+use crate::common::{Child, free_port, repo_path};
 use crate::foundation::ADMIN;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
@@ -11,45 +12,46 @@ use std::time::Duration;
 
 const JOBS: usize = 30;
 
-/// Runs the example `cmd` with the examples' settings for `base` and `queue`, stopping after
-/// [`JOBS`] acks; returns its last line of output (the example's summary).
-async fn run(mut cmd: Command, base: &str, queue: &str) -> Value {
-    cmd.env("HEARTH_URL", base)
+/// Starts the example `cmd` before hearth is up (so it goes through its reconnect path),
+/// then hearth on the port it dials, enqueues the jobs, and checks that the example
+/// stops after completing them all, each with its handler's result.
+async fn check(queue: &str, mut cmd: Command) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    cmd.env("HEARTH_URL", &base)
         .env("HEARTH_API_KEY", ADMIN)
         .env("HEARTH_QUEUES", queue)
         .env("HEARTH_CREDIT", "5")
         .env("HEARTH_STOP_AFTER", JOBS.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("the example starts");
-    let pid = child.id();
-    let waited = tokio::time::timeout(Duration::from_secs(60), tokio::task::spawn_blocking(move || child.wait_with_output())).await;
-    let Ok(out) = waited else {
+    let example = cmd.spawn().expect("the example starts");
+    let pid = example.id();
+    let waited = tokio::task::spawn_blocking(move || example.wait_with_output());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::spawn_on(dir.path(), port, &[("HEARTH__MODULES__SEARCH__ENABLED", "false"), ("HEARTH_API_KEY", ADMIN)]).await;
+    let client = reqwest::Client::new();
+    let jobs: Vec<Value> = (0..JOBS).map(|i| json!({"name": "echo", "queue": queue, "payload": {"n": i}})).collect();
+    let r = client.post(format!("{base}/api/jobs/batch")).bearer_auth(ADMIN).json(&jobs).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let ids: Vec<String> = r.json::<Vec<Value>>().await.unwrap().iter().map(|e| e["job_id"].as_str().unwrap().to_string()).collect();
+    let Ok(out) = tokio::time::timeout(Duration::from_secs(60), waited).await else {
         let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         panic!("the example did not finish within 60 s");
     };
     let out = out.unwrap().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
-}
-
-/// Enqueues the jobs, runs the example, and checks every job completed with its echo.
-async fn check(queue: &str, example: Command) {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Child::spawn(dir.path(), &[("HEARTH__MODULES__SEARCH__ENABLED", "false"), ("HEARTH_API_KEY", ADMIN)]).await;
-    let client = reqwest::Client::new();
-    let jobs: Vec<Value> = (0..JOBS).map(|i| json!({"name": "echo", "queue": queue, "payload": {"n": i}})).collect();
-    let r = client.post(format!("{}/api/jobs/batch", child.base)).bearer_auth(ADMIN).json(&jobs).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let ids: Vec<String> = r.json::<Vec<Value>>().await.unwrap().iter().map(|e| e["job_id"].as_str().unwrap().to_string()).collect();
-    let summary = run(example, &child.base, queue).await;
+    let summary: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(summary["processed"].as_u64(), Some(JOBS as u64), "{summary}");
+    assert!(format!("{stdout}{stderr}").contains("connection"), "it retried while hearth was down: {stdout}{stderr}");
     for (i, id) in ids.iter().enumerate() {
-        let j: Value = client.get(format!("{}/api/jobs/{id}", child.base)).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+        let j: Value = client.get(format!("{base}/api/jobs/{id}")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
         assert_eq!((j["status"].as_str(), &j["result"]), (Some("completed"), &json!({"echo": {"n": i}})), "{j}");
     }
+    drop(child);
 }
 
 #[tokio::test]
