@@ -207,14 +207,16 @@ impl Child {
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let child = cmd.spawn().expect("spawn hearth");
         let base = format!("http://127.0.0.1:{port}");
+        // Killed on drop, whether it answers or not.
+        let child = Child { child, base };
         let c = reqwest::Client::new();
         for _ in 0..400 {
-            if c.get(format!("{base}/healthz")).send().await.is_ok() {
-                return Child { child, base };
+            if c.get(format!("{}/healthz", child.base)).send().await.is_ok() {
+                return child;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("hearth child did not start on {base}");
+        panic!("hearth child did not start on {}", child.base);
     }
 
     /// SIGKILL and wait.
