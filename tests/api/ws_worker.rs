@@ -353,6 +353,12 @@ async fn ws_worker_bad_frames_get_errors_naming_the_field_and_a_flood_closes() {
     send(&mut ws, json!({"op": "complete", "id": "not-mine"})).await;
     let e = next(&mut ws).await;
     assert_eq!((e["code"].as_str(), e["id"].as_str()), (Some("conflict"), Some("not-mine")), "{e}");
+    // Frames about jobs it does not hold are answered, and are no flood: a heartbeat may
+    // cross its job's complete.
+    for _ in 0..150 {
+        send(&mut ws, json!({"op": "heartbeat", "id": "not-mine"})).await;
+        assert_eq!(next(&mut ws).await["code"], "conflict");
+    }
     send(&mut ws, json!({"op": "subscribe", "credit": 3})).await;
     assert_eq!(next(&mut ws).await["code"], "bad_request", "one subscription per connection");
     let id = enqueue(&s, "bad", 1, json!({})).await.remove(0);

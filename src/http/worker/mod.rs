@@ -39,8 +39,10 @@
 //!   for the lease to run out.
 //! - **Limits.** A frame is at most `server.body_limit` bytes (larger: closed with 1009);
 //!   credit 1–1000; at most 100 queues and 100 names. Bad frames get an `error` frame;
-//!   [`MAX_BAD_FRAMES`] in a row (unparsable, binary, unknown op, invalid fields, jobs
-//!   this connection does not hold) close the socket with 1008 and the reason.
+//!   [`MAX_BAD_FRAMES`] in a row (unparsable, binary, unknown op, invalid fields, frames
+//!   before the subscription) close the socket with 1008 and the reason. A frame about a
+//!   job the connection does not hold (any more) is answered `conflict`, and is no bad
+//!   frame: a heartbeat may cross its own job's complete.
 //! - **Who.** Admin API keys, or auth off: workers take jobs and write their ends. A
 //!   read-only key or a user token gets 403 before the upgrade. Browsers follow the
 //!   stream rules (`browser.rs`: a foreign `Origin` gets 403; `?ticket=` from
@@ -218,14 +220,20 @@ impl Conn {
             Request::Complete(c) => self.end(c.id, RunOutcome::Complete(c.result))?,
             Request::Fail(f) => self.end(f.id, RunOutcome::Fail { error: f.error, retry: f.retry.unwrap_or(true) })?,
             Request::Heartbeat(h) => {
-                let worker = self.holder(&h.id)?;
+                if !self.holds(&h.id)? {
+                    return Ok(());
+                }
+                let worker = self.worker_id();
                 match jobs.heartbeat(&h.id, Some(worker.as_str()), h.lease_seconds, None).await {
                     Ok(ack) => self.out.push(frames::lease(&ack)),
                     Err(e) => self.out.push(frames::error(Some(h.id.as_str()), &ApiError::from(e))),
                 }
             }
             Request::Progress(p) => {
-                let worker = self.holder(&p.id)?;
+                if !self.holds(&p.id)? {
+                    return Ok(());
+                }
+                let worker = self.worker_id();
                 if let Err(e) = jobs.heartbeat(&p.id, Some(worker.as_str()), None, Some((p.percent, p.stage.as_deref()))).await {
                     self.out.push(frames::error(Some(p.id.as_str()), &ApiError::from(e)));
                 }
@@ -234,23 +242,35 @@ impl Conn {
         Ok(())
     }
 
-    /// The worker id for a frame about job `id`, which this connection must hold, running.
-    fn holder(&self, id: &str) -> Result<String, Refused> {
-        let Some((claim, _)) = &self.claim else {
+    /// Whether this connection holds job `id`, running. A frame about a job it does not
+    /// hold (or whose end is being written) is answered with a `conflict` here: a race a
+    /// worker may lose (a heartbeat just after the complete), not a bad frame.
+    fn holds(&mut self, id: &str) -> Result<bool, Refused> {
+        if self.claim.is_none() {
             return Err(Refused::new(Some(id), ApiError::new(ErrorCode::BadRequest, "subscribe first")));
-        };
-        match self.held.get(id) {
-            Some(Held::Running) => Ok(claim.worker_id().to_string()),
-            Some(Held::Ending) => Err(Refused::new(Some(id), ApiError::conflict(format!("job {id} is being ended")))),
-            None => Err(Refused::new(Some(id), ApiError::conflict(format!("this connection does not hold job {id}")))),
         }
+        let why = match self.held.get(id) {
+            Some(Held::Running) => return Ok(true),
+            Some(Held::Ending) => format!("job {id} is being ended"),
+            None => format!("this connection does not hold job {id}"),
+        };
+        self.out.push(frames::error(Some(id), &ApiError::conflict(why)));
+        Ok(false)
+    }
+
+    /// The subscription's worker id.
+    fn worker_id(&self) -> String {
+        self.claim.as_ref().map(|(claim, _)| claim.worker_id().to_string()).unwrap_or_default()
     }
 
     /// Queues the end of job `id` for the next write.
     fn end(&mut self, id: String, outcome: RunOutcome) -> Result<(), Refused> {
-        self.holder(&id)?;
-        self.held.insert(id.clone(), Held::Ending);
-        self.batch.push((id, outcome));
+        if self.holds(&id)? {
+            if let Some(h) = self.held.get_mut(&id) {
+                *h = Held::Ending;
+            }
+            self.batch.push((id, outcome));
+        }
         Ok(())
     }
 
