@@ -19,7 +19,7 @@ import os
 import time
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 
 URL = os.environ.get("HEARTH_URL", "http://127.0.0.1:8080").replace("http", "ws", 1) + "/ws/worker"
 KEY = os.environ.get("HEARTH_API_KEY")
@@ -68,7 +68,7 @@ async def main():
         try:
             if await work(acked):
                 break
-        except (OSError, ConnectionClosed) as e:
+        except (OSError, WebSocketException) as e:  # refused, dropped, or a failed handshake
             print(f"connection lost ({e!r}); reconnecting in 1 s", flush=True)
         await asyncio.sleep(1)
     print(json.dumps({"processed": acked[0], "seconds": round(time.monotonic() - start, 3)}), flush=True)

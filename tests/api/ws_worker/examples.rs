@@ -1,7 +1,7 @@
 //! The worker examples a user copies (`examples/python_worker.py` with `websockets`,
 //! `examples/node_worker.mjs` with `ws`), run as written against a real `hearth serve`
-//! with an API key: each, started before the server, connects once it is up and completes
-//! the jobs it is given, with its handler's result.
+//! with an API key: each, hung up on at its first attempt, reconnects and completes the
+//! jobs it is given, with its handler's result.
 //! `.ci/run` installs both packages (pip; npm under `.ci/node`).
 
 use crate::common::{Child, free_port, repo_path};
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 const JOBS: usize = 30;
 
-/// Starts the example `cmd` before hearth is up (so it goes through its reconnect path),
-/// then hearth on the port it dials, enqueues the jobs, and checks that the example
+/// Starts the example `cmd` against a port whose first connection is hung up on (so it
+/// goes through its reconnect path), then hearth on that port, enqueues the jobs, and checks that the example
 /// stops after completing them all, each with its handler's result.
 async fn check(queue: &str, mut cmd: Command) {
     let port = free_port();
@@ -28,7 +28,10 @@ async fn check(queue: &str, mut cmd: Command) {
     let example = cmd.spawn().expect("the example starts");
     let pid = example.id();
     let waited = tokio::task::spawn_blocking(move || example.wait_with_output());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Its first attempt finds a server that hangs up: it has to try again.
+    let door = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (hang_up, _) = tokio::time::timeout(Duration::from_secs(30), door.accept()).await.expect("the example dials").unwrap();
+    drop((hang_up, door));
     let dir = tempfile::tempdir().unwrap();
     let child = Child::spawn_on(dir.path(), port, &[("HEARTH__MODULES__SEARCH__ENABLED", "false"), ("HEARTH_API_KEY", ADMIN)]).await;
     let client = reqwest::Client::new();
@@ -46,7 +49,7 @@ async fn check(queue: &str, mut cmd: Command) {
     let summary: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(summary["processed"].as_u64(), Some(JOBS as u64), "{summary}");
-    assert!(format!("{stdout}{stderr}").contains("connection"), "it retried while hearth was down: {stdout}{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("connection"), "it said it reconnects: {stdout}{stderr}");
     for (i, id) in ids.iter().enumerate() {
         let j: Value = client.get(format!("{base}/api/jobs/{id}")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
         assert_eq!((j["status"].as_str(), &j["result"]), (Some("completed"), &json!({"echo": {"n": i}})), "{j}");
