@@ -21,7 +21,7 @@
 //! |---|---|
 //! | nobody (auth on) | `/healthz`, `/readyz`, `/openapi.json` only; everything else 401 |
 //! | admin key (or auth off) | everything |
-//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /api/cache/mget`, `POST /v1/embeddings`, `POST /api/auth/stream-ticket`; any other write 403 |
+//! | read-only key | every `GET`/`HEAD` (including `/metrics` and streams) and the `POST`s that only read: `POST /api/search`, `POST /api/cache/mget`, `POST /v1/embeddings`, `POST /api/auth/stream-ticket`; any other write 403, and so is `/ws/worker` (a worker takes and ends jobs: its handler refuses all but admin keys) |
 //! | user token | stream tickets for itself; its own notification feed (list, unread count, get, read, read-all, delete; preferences read-only) and streams (`/ws/notifications` for itself, `/ws/progress`, `GET /api/progress/{id}` and its `/events`: a progress id is a capability, as export ids are); exports: create (it becomes the owner; `notify_user_id` only itself, no `webhook_url`/`webhook_secret`), list its own, get, download and delete its own. Everything else 403: sending notifications, jobs, queues, schedules, cache, search, stored sources, progress writes and listing, `/metrics`, minting tokens |
 //!
 //! A credential in the query string (`?token=`, `?access_token=`) counts only on stream

@@ -107,6 +107,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_dead))
         .routes(routes!(purge))
         .merge(super::job_events::routes())
+        .merge(super::worker::routes())
 }
 
 fn service(p: &Principal) -> ApiResult<()> {

@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod notify;
 pub mod progress;
 pub mod search;
+pub mod worker;
 
 use crate::App;
 use crate::error::{ApiError, ErrorCode};
@@ -69,7 +70,7 @@ pub type AppState = Arc<ServerState>;
 const MODULE_PREFIXES: &[(&str, &[&str])] = &[
     ("progress", &["/api/progress", "/ws/progress"]),
     ("notification", &["/api/notifications", "/ws/notifications"]),
-    ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules", "/ws/jobs"]),
+    ("job_queue", &["/api/jobs", "/api/queues", "/api/schedules", "/ws/jobs", "/ws/worker"]),
     ("cache", &["/api/cache"]),
     ("export", &["/api/exports", "/api/transcripts", "/api/documents"]),
     ("search", &["/api/search", "/v1/embeddings"]),

@@ -66,11 +66,13 @@ pub use context::JobContext;
 pub use dispatch::{Broker, DynJobBroker};
 pub use embedded::EmbeddedBroker;
 pub use error::JobError;
+pub use finish::MAX_ERROR_BYTES;
 pub use model::{
     Backoff, BackoffKind, ClaimRequest, EnqueueRequest, Enqueued, HeartbeatAck, Job, JobAttemptError, JobFailure, JobList, JobStatus,
     ListQuery, QueueInfo, Schedule, ScheduleRequest,
 };
 pub use validate::MAX_CLAIM;
+pub use worker::StandingClaim;
 
 use crate::{clock::SharedClock, events::EventBus, progress::ProgressTracker, store::Store};
 use config::JobQueueConfig;

@@ -5,29 +5,45 @@ use super::JobQueue;
 use super::broker::{Claimed, Holder, JobBroker, Names, ProgressNote};
 use super::error::JobError;
 use super::model::{ClaimRequest, HeartbeatAck, Job};
-use super::validate;
+use super::validate::{self, MAX_CLAIM};
+
+/// A worker's standing claim: the queues, names, holder id and lease length of a
+/// [`ClaimRequest`], checked once. The long-poll claim builds one per request; a streaming
+/// worker (`/ws/worker`) keeps one for its connection and claims with
+/// [`JobQueue::claim_ready`] whenever [`JobQueue::ready_signal`] wakes it.
+#[derive(Debug, Clone)]
+pub struct StandingClaim {
+    queues: Vec<String>,
+    names: Option<Vec<String>>,
+    worker_id: String,
+    lease_ms: i64,
+}
+
+impl StandingClaim {
+    /// The worker id the jobs are leased to.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The lease length, seconds.
+    pub fn lease_seconds(&self) -> u64 {
+        (self.lease_ms / 1000) as u64
+    }
+}
 
 impl JobQueue {
     /// Claims ready jobs for an external worker (see [`ClaimRequest`]). With `wait_ms`,
     /// waits for an enqueue instead of answering empty. An external worker never gets
     /// hearth's own jobs: listing a reserved name is refused ([`super::reserved`]).
     pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<Job>, JobError> {
-        let (max, lease_ms, wait) = validate::claim(&req, self.shared.config.max_claim_wait_ms)?;
-        for (i, n) in req.names.iter().flatten().enumerate() {
-            super::reserved::refuse(&format!("names[{i}]"), n)?;
-        }
+        let (max, wait) = (req.max.unwrap_or(1), req.wait_ms.unwrap_or(0));
+        let standing = self.standing_claim(req)?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait);
         loop {
             let notified = self.shared.external.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let handled = self.shared.handlers.read().names.clone();
-            let names = match req.names.as_deref() {
-                Some(list) => Names::Only(list),
-                None => Names::Except(&handled),
-            };
-            let holder = Holder::Worker { id: &req.worker_id, lease_ms };
-            let jobs = self.claim_with(&req.queues, names, holder, max).await?.jobs;
+            let jobs = self.claim_ready(&standing, max).await?;
             if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(jobs);
             }
@@ -35,6 +51,56 @@ impl JobQueue {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    /// Checks a claim request (every field, `max` and `wait_ms` included) into a
+    /// [`StandingClaim`]. Errors name the field.
+    pub fn standing_claim(&self, req: ClaimRequest) -> Result<StandingClaim, JobError> {
+        let (_, lease_ms, _) = validate::claim(&req, self.shared.config.max_claim_wait_ms)?;
+        for (i, n) in req.names.iter().flatten().enumerate() {
+            super::reserved::refuse(&format!("names[{i}]"), n)?;
+        }
+        Ok(StandingClaim { queues: req.queues, names: req.names, worker_id: req.worker_id, lease_ms })
+    }
+
+    /// What wakes external claims: notified (to every waiter) whenever a job may have
+    /// become ready for external workers — enqueued, retried, promoted, released by a
+    /// dependency or an expired lease, made ready on another node. Enable a `Notified`
+    /// before claiming, so that nothing that becomes ready meanwhile is missed.
+    pub fn ready_signal(&self) -> &tokio::sync::Notify {
+        &self.shared.external
+    }
+
+    /// Claims up to `max` (at most [`MAX_CLAIM`]) ready jobs for `standing` now, without
+    /// waiting: most urgent first, leased to its worker for its lease length.
+    pub async fn claim_ready(&self, standing: &StandingClaim, max: usize) -> Result<Vec<Job>, JobError> {
+        let handled = self.shared.handlers.read().names.clone();
+        let names = match standing.names.as_deref() {
+            Some(list) => Names::Only(list),
+            None => Names::Except(&handled),
+        };
+        let holder = Holder::Worker { id: &standing.worker_id, lease_ms: standing.lease_ms };
+        Ok(self.claim_with(&standing.queues, names, holder, max.min(MAX_CLAIM)).await?.jobs)
+    }
+
+    /// Gives back running jobs that `worker_id` holds but will not finish (its connection
+    /// closed): their leases end now, and the maintenance loop, woken at once, expires
+    /// them as it expires any lost worker's lease — ready again with the attempt counted,
+    /// or dead when none is left. A job the worker no longer holds is left alone. Returns
+    /// how many leases ended.
+    pub async fn release(&self, worker_id: &str, ids: &[String]) -> usize {
+        let now = self.now();
+        let mut released = 0;
+        for id in ids {
+            match self.shared.broker.heartbeat(id, Some(worker_id), Some(0), now).await {
+                Ok(_) => released += 1,
+                Err(e) => tracing::debug!(job = %id, error = %e, "lease not released"),
+            }
+        }
+        if released > 0 {
+            self.shared.wake.notify_one();
+        }
+        released
     }
 
     /// Claims through the broker, wakes others for delayed jobs it promoted, and reports

@@ -187,6 +187,8 @@ fn table(f: &Fixture) -> Vec<Row> {
         // The job event stream: read-only keys watch; user tokens never.
         row("GET", "/api/jobs/events", "/api/jobs/events", None, P, F),
         row("GET", "/ws/jobs", "/ws/jobs", None, P, F),
+        // The streaming worker protocol takes and ends jobs: admin keys only.
+        row("GET", "/ws/worker", "/ws/worker", None, F, F),
         row("GET", "/api/schedules", "/api/schedules", None, P, F),
         row(
             "POST",

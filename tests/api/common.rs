@@ -191,7 +191,11 @@ impl Child {
     /// Spawns `hearth serve --data-dir DIR --bind 127.0.0.1:PORT` with extra env, and
     /// waits until `/healthz` answers.
     pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Child {
-        let port = free_port();
+        Child::spawn_on(data_dir, free_port(), env).await
+    }
+
+    /// As [`Child::spawn`], on a chosen port (for clients started before the server).
+    pub async fn spawn_on(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
         let mut cmd = std::process::Command::new(hearth_bin());
         cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--bind").arg(format!("127.0.0.1:{port}"));
         cmd.current_dir(data_dir.parent().unwrap_or(data_dir));
@@ -203,14 +207,16 @@ impl Child {
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let child = cmd.spawn().expect("spawn hearth");
         let base = format!("http://127.0.0.1:{port}");
+        // Killed on drop, whether it answers or not.
+        let child = Child { child, base };
         let c = reqwest::Client::new();
         for _ in 0..400 {
-            if c.get(format!("{base}/healthz")).send().await.is_ok() {
-                return Child { child, base };
+            if c.get(format!("{}/healthz", child.base)).send().await.is_ok() {
+                return child;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("hearth child did not start on {base}");
+        panic!("hearth child did not start on {}", child.base);
     }
 
     /// SIGKILL and wait.

@@ -24,3 +24,4 @@ mod seams;
 mod search;
 mod seed;
 mod ui;
+mod ws_worker;
