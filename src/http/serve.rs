@@ -85,6 +85,9 @@ where
             },
             _ = &mut stop => break,
         };
+        // Small answers (WebSocket acks, short JSON) go out at once instead of waiting for
+        // Nagle's algorithm to gather more.
+        let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             req
