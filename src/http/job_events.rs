@@ -128,6 +128,11 @@ impl JobEvent {
     }
 }
 
+/// True when a reader filtering on `queues` (empty: every queue) wants the events of `queue`.
+fn wanted(queues: &[String], queue: &str) -> bool {
+    queues.is_empty() || queues.iter().any(|q| q == queue)
+}
+
 /// The queue of a job event, from the `Job` it carries (no JSON built) or, for an event
 /// relayed from another node, from its JSON.
 fn queue_of(e: &Event) -> &str {
@@ -198,11 +203,6 @@ impl JobFeed {
         Ok(JobFeed { rx: s.events.subscribe(), queues, activity })
     }
 
-    /// True when this reader wants the events of `queue`.
-    fn wants(&self, queue: &str) -> bool {
-        self.queues.is_empty() || self.queues.iter().any(|q| q == queue)
-    }
-
     /// The next event for this reader as `(topic, data as JSON text)`: a job step, or
     /// `("resync", {"skipped": n})` after a lag; in activity mode a `jobs.activity` per
     /// interval with steps in it. `None` when the bus is gone. Cancel-safe (what was
@@ -214,7 +214,7 @@ impl JobFeed {
         loop {
             match self.rx.recv().await {
                 Ok(e) if e.topic.starts_with("job.") => {
-                    if !self.wants(queue_of(&e)) {
+                    if !wanted(&self.queues, queue_of(&e)) {
                         continue;
                     }
                     let Some(ev) = JobEvent::of_event(&e) else { continue };
@@ -239,7 +239,7 @@ impl JobFeed {
                     Ok(Some(e)) => {
                         let Some(step) = e.topic.strip_prefix("job.") else { continue };
                         let queue = queue_of(&e);
-                        if self.queues.is_empty() || self.queues.iter().any(|q| q == queue) {
+                        if wanted(&self.queues, queue) {
                             a.counts.add(queue, step);
                         }
                     }

@@ -53,11 +53,15 @@ pub fn websocket(
     permit: StreamPermit,
     source: impl Source + 'static,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))?;
-    Ok(upgrade.on_upgrade(move |socket| async move {
+    Ok(upgraded(upgrade)?.on_upgrade(move |socket| async move {
         pump(socket, shutdown, source).await;
         drop(permit);
     }))
+}
+
+/// The upgrade of a WebSocket route, or 400 for a request that is no upgrade.
+pub fn upgraded(upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
+    upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))
 }
 
 /// Serves `socket` from `source` until either side closes or `shutdown` fires.

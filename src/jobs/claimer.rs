@@ -37,11 +37,12 @@ impl Claims {
 /// Asks the pool's claimer for one job. `Err` when the claim failed or the claimer is gone
 /// (at shutdown).
 pub(super) async fn claim_one(tx: &mpsc::Sender<Request>) -> Result<Option<Job>, JobError> {
+    let stopped = || JobError::Unavailable("the pool's claimer stopped".into());
     let (reply, answer) = oneshot::channel();
     if tx.send(reply).await.is_err() {
-        return Err(JobError::Unavailable("the pool's claimer stopped".into()));
+        return Err(stopped());
     }
-    answer.await.unwrap_or_else(|_| Err(JobError::Unavailable("the pool's claimer stopped".into())))
+    answer.await.unwrap_or_else(|_| Err(stopped()))
 }
 
 /// The claimer of pool `pool`: answers every waiting request with one broker call.

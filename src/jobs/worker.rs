@@ -36,8 +36,7 @@ impl JobQueue {
     /// waits for an enqueue instead of answering empty. An external worker never gets
     /// hearth's own jobs: listing a reserved name is refused ([`super::reserved`]).
     pub async fn claim(&self, req: ClaimRequest) -> Result<Vec<Job>, JobError> {
-        let (max, wait) = (req.max.unwrap_or(1), req.wait_ms.unwrap_or(0));
-        let standing = self.standing_claim(req)?;
+        let (standing, max, wait) = self.check_claim(req)?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait);
         loop {
             let notified = self.shared.external.notified();
@@ -56,11 +55,17 @@ impl JobQueue {
     /// Checks a claim request (every field, `max` and `wait_ms` included) into a
     /// [`StandingClaim`]. Errors name the field.
     pub fn standing_claim(&self, req: ClaimRequest) -> Result<StandingClaim, JobError> {
-        let (_, lease_ms, _) = validate::claim(&req, self.shared.config.max_claim_wait_ms)?;
+        Ok(self.check_claim(req)?.0)
+    }
+
+    /// Checks a claim request into its standing claim, its `max` and its `wait_ms` (with
+    /// their defaults).
+    fn check_claim(&self, req: ClaimRequest) -> Result<(StandingClaim, usize, u64), JobError> {
+        let (max, lease_ms, wait) = validate::claim(&req, self.shared.config.max_claim_wait_ms)?;
         for (i, n) in req.names.iter().flatten().enumerate() {
             super::reserved::refuse(&format!("names[{i}]"), n)?;
         }
-        Ok(StandingClaim { queues: req.queues, names: req.names, worker_id: req.worker_id, lease_ms })
+        Ok((StandingClaim { queues: req.queues, names: req.names, worker_id: req.worker_id, lease_ms }, max, wait))
     }
 
     /// What wakes external claims: notified (to every waiter) whenever a job may have

@@ -101,7 +101,7 @@ async fn worker(
             "the worker protocol takes and ends jobs: it needs an admin API key, not a read-only key or a user token",
         ));
     }
-    let upgrade = upgrade.map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("expected a WebSocket upgrade: {e}")))?;
+    let upgrade = super::stream::upgraded(upgrade)?;
     let limit = s.config.server.body_limit;
     let (jobs, shutdown) = (s.jobs.clone(), s.background().shutdown.clone());
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
